@@ -1,0 +1,134 @@
+
+/*
+ * The launcher's steps of the registry protocol (docs/registry-protocol.md),
+ * one Lua script each, run with EVAL on the instance record only, so each is
+ * atomic and works unchanged on Redis Cluster.
+ *
+ * KEYS[1]  ngxc:inst:{<class>:<id>}
+ * ARGV[1]  gen, the generation the step is about
+ * ARGV[2]  owner, the name of this launcher
+ * ARGV[3]  class, ARGV[4] id: only for the event
+ * ARGV[5]  and ARGV[6]: what the step needs, said at each script
+ *
+ * Times are Redis's own clock in milliseconds.  An event is published in the
+ * same script as the write, so no gateway sees it before the record.
+ */
+
+
+#include "ngxc_launcher.h"
+
+
+#define NGXC_LAUNCHER_LUA_PROLOGUE                                            \
+    "local t = redis.call('TIME')\n"                                          \
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"                     \
+    "local r = redis.call('HMGET', KEYS[1],\n"                                \
+    "                     'state', 'gen', 'owner', 'last_active', 'addr')\n"  \
+    "local function publish(state, name, value)\n"                            \
+    "  redis.call('PUBLISH', 'ngxc:events',\n"                                \
+    "    '{\"class\":' .. cjson.encode(ARGV[3])\n"                            \
+    "    .. ',\"id\":' .. cjson.encode(ARGV[4])\n"                            \
+    "    .. ',\"gen\":' .. ARGV[1]\n"                                         \
+    "    .. ',\"state\":\"' .. state .. '\"'\n"                               \
+    "    .. ',\"' .. name .. '\":' .. cjson.encode(value) .. '}')\n"          \
+    "end\n"
+
+
+/* ARGV[5]: start timeout, ms; returns 1 if taken, 0 if stale */
+
+static const char  ngxc_launcher_script_take[] =
+    NGXC_LAUNCHER_LUA_PROLOGUE
+    "if r[1] ~= 'waking' or r[2] ~= ARGV[1] then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'starting', 'owner', ARGV[2],\n"
+    "           'deadline', now + tonumber(ARGV[5]), 'updated', now)\n"
+    "return 1\n";
+
+
+/*
+ * ARGV[5]: addr, ARGV[6]: pid; returns 1 if ready, 0 if the record moved on.
+ * The same ready again (its reply was lost with the connection) is 1 too.
+ */
+
+static const char  ngxc_launcher_script_ready[] =
+    NGXC_LAUNCHER_LUA_PROLOGUE
+    "if r[2] ~= ARGV[1] or r[3] ~= ARGV[2] then return 0 end\n"
+    "if r[1] == 'ready' and r[5] == ARGV[5] then return 1 end\n"
+    "if r[1] ~= 'starting' then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'ready', 'addr', ARGV[5],\n"
+    "           'pid', ARGV[6], 'last_active', now, 'updated', now)\n"
+    "redis.call('HDEL', KEYS[1], 'deadline')\n"
+    "publish('ready', 'addr', ARGV[5])\n"
+    "return 1\n";
+
+
+/*
+ * ARGV[5]: idle timeout, ms; returns 0 if the record is now stopping (or
+ * was already, by an idle whose reply was lost), the milliseconds left
+ * before it is idle, or -1 if the record is no longer this instance's
+ */
+
+static const char  ngxc_launcher_script_idle[] =
+    NGXC_LAUNCHER_LUA_PROLOGUE
+    "if r[2] ~= ARGV[1] or r[3] ~= ARGV[2] then return -1 end\n"
+    "if r[1] == 'stopping' then return 0 end\n"
+    "if r[1] ~= 'ready' then return -1 end\n"
+    "local left = tonumber(r[4] or 0) + tonumber(ARGV[5]) - now\n"
+    "if left > 0 then return left end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'stopping', 'updated', now)\n"
+    "publish('stopping', 'addr', r[5])\n"
+    "return 0\n";
+
+
+/* ARGV[5]: reason; returns 1 if failed, 0 if the record moved on */
+
+static const char  ngxc_launcher_script_fail[] =
+    NGXC_LAUNCHER_LUA_PROLOGUE
+    "if r[2] ~= ARGV[1] then return 0 end\n"
+    "if r[1] ~= 'waking' and not ((r[1] == 'starting' or r[1] == 'ready')\n"
+    "                             and r[3] == ARGV[2])\n"
+    "then\n"
+    "  return 0\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'failed', 'reason', ARGV[5],\n"
+    "           'updated', now)\n"
+    "redis.call('HDEL', KEYS[1], 'addr', 'deadline')\n"
+    "redis.call('PEXPIRE', KEYS[1], 86400000)\n"
+    "publish('failed', 'reason', ARGV[5])\n"
+    "return 1\n";
+
+
+/*
+ * ARGV[5]: reason; returns 1 if stopped, 0 if the record moved on.  A record
+ * already stopped or failed is left alone, so running exit twice (its reply
+ * was lost with the connection) neither rewrites it nor publishes again.
+ */
+
+static const char  ngxc_launcher_script_exit[] =
+    NGXC_LAUNCHER_LUA_PROLOGUE
+    "if r[2] ~= ARGV[1] or r[3] ~= ARGV[2] then return 0 end\n"
+    "if r[1] == 'stopped' or r[1] == 'failed' then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'stopped', 'reason', ARGV[5],\n"
+    "           'updated', now)\n"
+    "redis.call('HDEL', KEYS[1], 'addr', 'deadline')\n"
+    "redis.call('PEXPIRE', KEYS[1], 86400000)\n"
+    "publish('stopped', 'reason', ARGV[5])\n"
+    "return 1\n";
+
+
+/* indexed by ngxc_launcher_step_e */
+
+const char  *ngxc_launcher_scripts[] = {
+    ngxc_launcher_script_take,
+    ngxc_launcher_script_ready,
+    ngxc_launcher_script_idle,
+    ngxc_launcher_script_fail,
+    ngxc_launcher_script_exit
+};
+
+
+const char  *ngxc_launcher_step_names[] = {
+    "take",
+    "ready",
+    "idle",
+    "fail",
+    "exit"
+};

@@ -1,0 +1,796 @@
+
+/*
+ * The registry client: hiredis's asynchronous API driven by nginx's event
+ * loop. Each worker keeps two connections to Redis: one for commands (the
+ * claim and touch scripts, wake requests) and one subscribed to the events
+ * channel. A lost connection is retried on a timer; while the command
+ * connection is down, requests fail at once with 503.
+ */
+
+
+#include "ngx_http_container.h"
+
+#include <hiredis.h>
+#include <async.h>
+#include <cJSON.h>
+
+
+typedef struct {
+    redisAsyncContext          *ac;
+    ngx_connection_t           *conn;
+    ngx_event_t                 timer;      /* connect timeout, reconnect */
+    ngx_str_t                   name;       /* "command", "subscriber" */
+    unsigned                    subscriber:1;
+    unsigned                    connected:1;
+    unsigned                    subscribed:1;
+} ngx_http_container_redis_t;
+
+
+static ngx_int_t ngx_http_container_redis_connect(
+    ngx_http_container_redis_t *rd);
+static void ngx_http_container_redis_lost(ngx_http_container_redis_t *rd,
+    const char *why);
+static void ngx_http_container_redis_timer(ngx_event_t *ev);
+static void ngx_http_container_redis_connected(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_container_redis_disconnected(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_container_redis_event_handler(ngx_event_t *ev);
+static void ngx_http_container_redis_add_read(void *data);
+static void ngx_http_container_redis_del_read(void *data);
+static void ngx_http_container_redis_add_write(void *data);
+static void ngx_http_container_redis_del_write(void *data);
+static void ngx_http_container_redis_cleanup(void *data);
+static void ngx_http_container_redis_setup_reply(redisAsyncContext *ac,
+    void *r, void *data);
+static void ngx_http_container_claim_reply(redisAsyncContext *ac, void *r,
+    void *data);
+static ngx_int_t ngx_http_container_wake(redisAsyncContext *ac,
+    ngx_http_container_node_t *node, ngx_str_t *gen);
+static void ngx_http_container_wake_reply(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngx_http_container_message(redisAsyncContext *ac, void *r,
+    void *data);
+static ngx_int_t ngx_http_container_json_str(void *json, const char *name,
+    ngx_str_t *s);
+
+
+/*
+ * claim: KEYS[1] the instance record, ARGV[1] the wake timeout in ms;
+ * see docs/registry-protocol.md
+ */
+
+static const char  ngx_http_container_claim_script[] =
+    "local t = redis.call('TIME') "
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+    "local r = redis.call('HMGET', KEYS[1], 'state', 'addr', 'gen', "
+                                           "'deadline') "
+    "if r[1] == 'ready' then "
+        "redis.call('HSET', KEYS[1], 'last_active', now) "
+        "return {'ready', r[2], r[3]} "
+    "end "
+    "if (r[1] == 'waking' or r[1] == 'starting') "
+       "and tonumber(r[4] or 0) > now then "
+        "return {'waiting', r[3]} "
+    "end "
+    "local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1) "
+    "redis.call('HSET', KEYS[1], 'state', 'waking', "
+               "'deadline', now + tonumber(ARGV[1]), 'updated', now) "
+    "redis.call('HDEL', KEYS[1], 'addr', 'owner', 'reason', 'pid') "
+    "redis.call('PERSIST', KEYS[1]) "
+    "return {'claimed', tostring(gen)}";
+
+
+/* touch: a gateway saw the instance in use */
+
+static const char  ngx_http_container_touch_script[] =
+    "if redis.call('HGET', KEYS[1], 'state') == 'ready' then "
+        "local t = redis.call('TIME') "
+        "redis.call('HSET', KEYS[1], 'last_active', "
+                   "t[1] * 1000 + math.floor(t[2] / 1000)) "
+    "end "
+    "return 0";
+
+
+static ngx_http_container_registry_conf_t  *ngx_http_container_rcf;
+static ngx_log_t                           *ngx_http_container_log;
+
+static ngx_http_container_redis_t  ngx_http_container_cmd = {
+    NULL, NULL, { 0 }, ngx_string("command"), 0, 0, 0
+};
+
+static ngx_http_container_redis_t  ngx_http_container_sub = {
+    NULL, NULL, { 0 }, ngx_string("subscriber"), 1, 0, 0
+};
+
+
+ngx_int_t
+ngx_http_container_registry_init(ngx_cycle_t *cycle,
+    ngx_http_container_registry_conf_t *rcf)
+{
+    ngx_http_container_rcf = rcf;
+    ngx_http_container_log = cycle->log;
+
+    ngx_http_container_cmd.timer.handler = ngx_http_container_redis_timer;
+    ngx_http_container_cmd.timer.data = &ngx_http_container_cmd;
+    ngx_http_container_cmd.timer.log = cycle->log;
+    ngx_http_container_cmd.timer.cancelable = 1;
+
+    ngx_http_container_sub.timer.handler = ngx_http_container_redis_timer;
+    ngx_http_container_sub.timer.data = &ngx_http_container_sub;
+    ngx_http_container_sub.timer.log = cycle->log;
+    ngx_http_container_sub.timer.cancelable = 1;
+
+    /* a first failure only arms the reconnect timer: nginx starts anyway */
+
+    (void) ngx_http_container_redis_connect(&ngx_http_container_cmd);
+    (void) ngx_http_container_redis_connect(&ngx_http_container_sub);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_container_registry_exit(void)
+{
+    ngx_http_container_redis_t  *rd;
+    ngx_uint_t                   i;
+
+    for (i = 0; i < 2; i++) {
+        rd = i ? &ngx_http_container_sub : &ngx_http_container_cmd;
+
+        if (rd->timer.timer_set) {
+            ngx_del_timer(&rd->timer);
+        }
+
+        if (rd->ac) {
+            /* the callbacks still pending see a NULL reply */
+            rd->ac->data = NULL;
+            redisAsyncFree(rd->ac);
+            rd->ac = NULL;
+        }
+    }
+}
+
+
+ngx_uint_t
+ngx_http_container_registry_up(void)
+{
+    return ngx_http_container_cmd.ac != NULL;
+}
+
+
+ngx_uint_t
+ngx_http_container_registry_subscribed(void)
+{
+    return ngx_http_container_sub.subscribed;
+}
+
+
+static ngx_int_t
+ngx_http_container_redis_connect(ngx_http_container_redis_t *rd)
+{
+    char                                 db[NGX_INT_T_LEN + 1];
+    redisAsyncContext                   *ac;
+    ngx_connection_t                    *c;
+    ngx_http_container_registry_conf_t  *rcf;
+
+    rcf = ngx_http_container_rcf;
+
+    if (rcf->port) {
+        ac = redisAsyncConnect((char *) rcf->host.data, rcf->port);
+
+    } else {
+        ac = redisAsyncConnectUnix((char *) rcf->host.data);
+    }
+
+    if (ac == NULL || ac->err) {
+        ngx_log_error(NGX_LOG_ERR, ngx_http_container_log, 0,
+                      NGX_HTTP_CONTAINER_LOG "registry %V connection to "
+                      "\"%V\" failed: %s", &rd->name, &rcf->name,
+                      ac ? ac->errstr : "out of memory");
+
+        if (ac) {
+            redisAsyncFree(ac);
+        }
+
+        ngx_add_timer(&rd->timer, NGX_HTTP_CONTAINER_RECONNECT);
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(ac->c.fd, ngx_http_container_log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        ngx_add_timer(&rd->timer, NGX_HTTP_CONTAINER_RECONNECT);
+        return NGX_ERROR;
+    }
+
+    c->data = rd;
+    c->read->handler = ngx_http_container_redis_event_handler;
+    c->write->handler = ngx_http_container_redis_event_handler;
+    c->read->log = ngx_http_container_log;
+    c->write->log = ngx_http_container_log;
+
+    rd->ac = ac;
+    rd->conn = c;
+    rd->connected = 0;
+    rd->subscribed = 0;
+
+    ac->data = rd;
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_container_redis_add_read;
+    ac->ev.delRead = ngx_http_container_redis_del_read;
+    ac->ev.addWrite = ngx_http_container_redis_add_write;
+    ac->ev.delWrite = ngx_http_container_redis_del_write;
+    ac->ev.cleanup = ngx_http_container_redis_cleanup;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_container_redis_connected);
+    redisAsyncSetDisconnectCallback(ac,
+                                    ngx_http_container_redis_disconnected);
+
+    /*
+     * AUTH and SELECT are queued first, so they precede every command on
+     * the connection; hiredis writes them once the socket connects
+     */
+
+    if (rcf->password.len) {
+        redisAsyncCommand(ac, ngx_http_container_redis_setup_reply, NULL,
+                          "AUTH %b", rcf->password.data,
+                          rcf->password.len);
+    }
+
+    if (rcf->db) {
+        *ngx_sprintf((u_char *) db, "%i", rcf->db) = '\0';
+        redisAsyncCommand(ac, ngx_http_container_redis_setup_reply, NULL,
+                          "SELECT %s", db);
+    }
+
+    if (rd->subscriber) {
+        redisAsyncCommand(ac, ngx_http_container_message, rd,
+                          "SUBSCRIBE %s", NGX_HTTP_CONTAINER_CHANNEL);
+    }
+
+    ngx_add_timer(&rd->timer, rcf->connect_timeout);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
+                   NGX_HTTP_CONTAINER_LOG "registry %V connecting, fd:%d",
+                   &rd->name, ac->c.fd);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The connection is gone or must go: hiredis frees the context (calling
+ * every pending callback with a NULL reply), and a timer brings it back.
+ */
+
+static void
+ngx_http_container_redis_lost(ngx_http_container_redis_t *rd,
+    const char *why)
+{
+    redisAsyncContext  *ac;
+
+    ngx_log_error(NGX_LOG_ERR, ngx_http_container_log, 0,
+                  NGX_HTTP_CONTAINER_LOG "registry %V connection to \"%V\" "
+                  "lost: %s", &rd->name, &ngx_http_container_rcf->name, why);
+
+    ac = rd->ac;
+    rd->ac = NULL;
+    rd->connected = 0;
+
+    if (rd->subscribed) {
+        rd->subscribed = 0;
+        ngx_http_container_subscribed(0);
+    }
+
+    if (rd->timer.timer_set) {
+        ngx_del_timer(&rd->timer);
+    }
+
+    ngx_add_timer(&rd->timer, NGX_HTTP_CONTAINER_RECONNECT);
+
+    if (ac) {
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+}
+
+
+static void
+ngx_http_container_redis_timer(ngx_event_t *ev)
+{
+    ngx_http_container_redis_t  *rd = ev->data;
+
+    if (rd->ac == NULL) {
+        (void) ngx_http_container_redis_connect(rd);
+        return;
+    }
+
+    if (!rd->connected) {
+        ngx_http_container_redis_lost(rd, "connect timed out");
+    }
+}
+
+
+static void
+ngx_http_container_redis_connected(const redisAsyncContext *ac, int status)
+{
+    ngx_http_container_redis_t  *rd = ac->data;
+
+    if (rd == NULL) {
+        return;
+    }
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context itself after this callback */
+        rd->ac = NULL;
+        ((redisAsyncContext *) ac)->data = NULL;
+
+        ngx_log_error(NGX_LOG_ERR, ngx_http_container_log, 0,
+                      NGX_HTTP_CONTAINER_LOG "registry %V connection to "
+                      "\"%V\" failed: %s", &rd->name,
+                      &ngx_http_container_rcf->name, ac->errstr);
+
+        if (rd->timer.timer_set) {
+            ngx_del_timer(&rd->timer);
+        }
+
+        ngx_add_timer(&rd->timer, NGX_HTTP_CONTAINER_RECONNECT);
+        return;
+    }
+
+    rd->connected = 1;
+
+    if (rd->timer.timer_set) {
+        ngx_del_timer(&rd->timer);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, ngx_http_container_log, 0,
+                  NGX_HTTP_CONTAINER_LOG "registry %V connected to \"%V\"",
+                  &rd->name, &ngx_http_container_rcf->name);
+}
+
+
+static void
+ngx_http_container_redis_disconnected(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_container_redis_t  *rd = ac->data;
+
+    if (rd == NULL) {
+        return;
+    }
+
+    /* hiredis frees the context itself after this callback */
+
+    ((redisAsyncContext *) ac)->data = NULL;
+    rd->ac = NULL;
+
+    ngx_http_container_redis_lost(rd, status == REDIS_OK
+                                      ? "closed" : ac->errstr);
+}
+
+
+static void
+ngx_http_container_redis_event_handler(ngx_event_t *ev)
+{
+    ngx_connection_t            *c;
+    ngx_http_container_redis_t  *rd;
+
+    c = ev->data;
+    rd = c->data;
+
+    if (rd->ac == NULL) {
+        return;
+    }
+
+    if (ev->write) {
+        redisAsyncHandleWrite(rd->ac);
+
+    } else {
+        redisAsyncHandleRead(rd->ac);
+    }
+}
+
+
+/*
+ * hiredis's event hooks. Level-triggered events: hiredis reads at most one
+ * buffer a call, and an edge-triggered event would not fire again for the
+ * rest. Adding or removing twice is harmless.
+ */
+
+static void
+ngx_http_container_redis_add_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (!c->read->active) {
+        (void) ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
+ngx_http_container_redis_del_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_container_redis_add_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (!c->write->active) {
+        (void) ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
+ngx_http_container_redis_del_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/* hiredis closes the socket itself, right after this */
+
+static void
+ngx_http_container_redis_cleanup(void *data)
+{
+    ngx_connection_t            *c = data;
+    ngx_http_container_redis_t  *rd;
+
+    rd = c->data;
+
+    ngx_http_container_redis_del_read(c);
+    ngx_http_container_redis_del_write(c);
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    if (rd->conn == c) {
+        rd->conn = NULL;
+    }
+
+    c->fd = (ngx_socket_t) -1;
+    ngx_free_connection(c);
+}
+
+
+static void
+ngx_http_container_redis_setup_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    redisReply  *reply = r;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_http_container_log, 0,
+                      NGX_HTTP_CONTAINER_LOG "registry AUTH or SELECT "
+                      "failed: %*s", (size_t) reply->len, reply->str);
+    }
+}
+
+
+ngx_int_t
+ngx_http_container_registry_claim(ngx_http_container_node_t *node,
+    ngx_msec_t wake_timeout)
+{
+    int                 rc;
+    u_char              timeout[NGX_INT_T_LEN];
+    size_t              argvlen[5];
+    const char         *argv[5];
+    redisAsyncContext  *ac;
+
+    ac = ngx_http_container_cmd.ac;
+
+    if (ac == NULL) {
+        return NGX_DECLINED;
+    }
+
+    argv[0] = "EVAL";
+    argvlen[0] = sizeof("EVAL") - 1;
+    argv[1] = ngx_http_container_claim_script;
+    argvlen[1] = sizeof(ngx_http_container_claim_script) - 1;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = (const char *) node->sn.str.data;
+    argvlen[3] = node->sn.str.len;
+    argv[4] = (const char *) timeout;
+    argvlen[4] = ngx_sprintf(timeout, "%M", wake_timeout) - timeout;
+
+    rc = redisAsyncCommandArgv(ac, ngx_http_container_claim_reply, node, 5,
+                               argv, argvlen);
+    if (rc != REDIS_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_container_claim_reply(redisAsyncContext *ac, void *r, void *data)
+{
+    ngx_http_container_node_t *node = data;
+
+    ngx_str_t    status, value, error;
+    redisReply  *reply = r;
+
+    ngx_str_null(&status);
+    ngx_str_null(&value);
+    ngx_str_null(&error);
+
+    if (reply == NULL) {
+        ngx_str_set(&error, "connection lost");
+        goto done;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        error.len = reply->len;
+        error.data = (u_char *) reply->str;
+        goto done;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        ngx_str_set(&error, "unexpected reply to the claim script");
+        goto done;
+    }
+
+    status.len = reply->element[0]->len;
+    status.data = (u_char *) reply->element[0]->str;
+    value.len = reply->element[1]->len;
+    value.data = (u_char *) reply->element[1]->str;
+
+    if (status.len != sizeof("claimed") - 1
+        || ngx_strncmp(status.data, "claimed", status.len) != 0)
+    {
+        goto done;
+    }
+
+    /* this gateway won the claim: ask for the wake, once */
+
+    if (ngx_http_container_wake(ac, node, &value) != NGX_OK) {
+        ngx_str_set(&error, "wake request not sent");
+    }
+
+done:
+
+    ngx_http_container_claim_done(node, &status, &value, &error);
+}
+
+
+/* RPUSH {"class": ..., "id": ..., "gen": N} on the class's wake list */
+
+static ngx_int_t
+ngx_http_container_wake(redisAsyncContext *ac,
+    ngx_http_container_node_t *node, ngx_str_t *gen)
+{
+    int          rc;
+    char        *text;
+    u_char       key[sizeof(NGX_HTTP_CONTAINER_KEY_WAKE)
+                     + NGX_HTTP_CONTAINER_CLASS_MAX];
+    cJSON       *json;
+    size_t       argvlen[3];
+    ngx_int_t    n;
+    const char  *argv[3];
+
+    n = ngx_atoi(gen->data, gen->len);
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    json = cJSON_CreateObject();
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    text = NULL;
+
+    if (cJSON_AddStringToObject(json, "class", node->class_z) == NULL
+        || cJSON_AddStringToObject(json, "id", node->id_z) == NULL
+        || cJSON_AddNumberToObject(json, "gen", (double) n) == NULL)
+    {
+        goto failed;
+    }
+
+    text = cJSON_PrintUnformatted(json);
+    if (text == NULL) {
+        goto failed;
+    }
+
+    argv[0] = "RPUSH";
+    argvlen[0] = sizeof("RPUSH") - 1;
+    argv[1] = (const char *) key;
+    argvlen[1] = ngx_sprintf(key, NGX_HTTP_CONTAINER_KEY_WAKE "%V",
+                             &node->class)
+                 - key;
+    argv[2] = text;
+    argvlen[2] = ngx_strlen(text);
+
+    rc = redisAsyncCommandArgv(ac, ngx_http_container_wake_reply, NULL, 3,
+                               argv, argvlen);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
+                   NGX_HTTP_CONTAINER_LOG "wake asked: %*s",
+                   argvlen[2], text);
+
+    cJSON_free(text);
+    cJSON_Delete(json);
+
+    return rc == REDIS_OK ? NGX_OK : NGX_ERROR;
+
+failed:
+
+    cJSON_Delete(json);
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_container_wake_reply(redisAsyncContext *ac, void *r, void *data)
+{
+    redisReply  *reply = r;
+
+    /*
+     * a wake request that is lost leaves the record "waking" until its
+     * deadline; the held requests time out, and the next one claims again
+     */
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_http_container_log, 0,
+                      NGX_HTTP_CONTAINER_LOG "registry RPUSH of a wake "
+                      "request failed: %*s", (size_t) reply->len,
+                      reply->str);
+    }
+}
+
+
+void
+ngx_http_container_registry_touch(ngx_http_container_node_t *node)
+{
+    size_t              argvlen[4];
+    const char         *argv[4];
+    redisAsyncContext  *ac;
+
+    ac = ngx_http_container_cmd.ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    argv[0] = "EVAL";
+    argvlen[0] = sizeof("EVAL") - 1;
+    argv[1] = ngx_http_container_touch_script;
+    argvlen[1] = sizeof(ngx_http_container_touch_script) - 1;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = (const char *) node->sn.str.data;
+    argvlen[3] = node->sn.str.len;
+
+    (void) redisAsyncCommandArgv(ac, NULL, NULL, 4, argv, argvlen);
+}
+
+
+static void
+ngx_http_container_message(redisAsyncContext *ac, void *r, void *data)
+{
+    ngx_http_container_redis_t *rd = data;
+
+    ngx_str_t    kind, class, id, state, addr, reason;
+    cJSON       *json, *gen;
+    redisReply  *reply = r;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_http_container_log, 0,
+                      NGX_HTTP_CONTAINER_LOG "registry SUBSCRIBE failed: "
+                      "%*s", (size_t) reply->len, reply->str);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    kind.len = reply->element[0]->len;
+    kind.data = (u_char *) reply->element[0]->str;
+
+    if (kind.len == sizeof("subscribe") - 1
+        && ngx_strncmp(kind.data, "subscribe", kind.len) == 0)
+    {
+        rd->subscribed = 1;
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
+                       NGX_HTTP_CONTAINER_LOG "registry subscribed");
+
+        ngx_http_container_subscribed(1);
+        return;
+    }
+
+    if (kind.len != sizeof("message") - 1
+        || ngx_strncmp(kind.data, "message", kind.len) != 0
+        || reply->element[2]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    json = cJSON_ParseWithLength(reply->element[2]->str,
+                                 reply->element[2]->len);
+    if (json == NULL) {
+        ngx_log_error(NGX_LOG_WARN, ngx_http_container_log, 0,
+                      NGX_HTTP_CONTAINER_LOG "event on \""
+                      NGX_HTTP_CONTAINER_CHANNEL "\" is not JSON, ignored");
+        return;
+    }
+
+    gen = cJSON_GetObjectItemCaseSensitive(json, "gen");
+
+    if (ngx_http_container_json_str(json, "class", &class) != NGX_OK
+        || ngx_http_container_json_str(json, "id", &id) != NGX_OK
+        || ngx_http_container_json_str(json, "state", &state) != NGX_OK
+        || !cJSON_IsNumber(gen) || gen->valuedouble < 0)
+    {
+        ngx_log_error(NGX_LOG_WARN, ngx_http_container_log, 0,
+                      NGX_HTTP_CONTAINER_LOG "event on \""
+                      NGX_HTTP_CONTAINER_CHANNEL "\" lacks class, id, state "
+                      "or gen, ignored");
+        cJSON_Delete(json);
+        return;
+    }
+
+    if (ngx_http_container_json_str(json, "addr", &addr) != NGX_OK) {
+        ngx_str_null(&addr);
+    }
+
+    if (ngx_http_container_json_str(json, "reason", &reason) != NGX_OK) {
+        ngx_str_null(&reason);
+    }
+
+    ngx_http_container_event(&class, &id, (uint64_t) gen->valuedouble,
+                             &state, &addr, &reason);
+
+    cJSON_Delete(json);
+}
+
+
+static ngx_int_t
+ngx_http_container_json_str(void *json, const char *name, ngx_str_t *s)
+{
+    cJSON  *item;
+
+    item = cJSON_GetObjectItemCaseSensitive(json, name);
+
+    if (!cJSON_IsString(item) || item->valuestring == NULL) {
+        return NGX_DECLINED;
+    }
+
+    s->data = (u_char *) item->valuestring;
+    s->len = ngx_strlen(item->valuestring);
+
+    return NGX_OK;
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs, from Debian 12's packages, what building, the demo and the tests
+# need; does nothing when everything is already there.
+set -euo pipefail
+
+pkgs=(
+    nginx nginx-dev             # the packaged nginx and the headers it was built with
+    libhiredis-dev libcjson-dev # the registry client and JSON, for module and launcher
+    libevent-dev                # the launcher's event loop
+    redis-server                # the registry
+    libtest-base-perl           # the t/ runner
+    build-essential pkg-config
+    python3 curl zip unzip wrk procps
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+        || missing+=("$p")
+done
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=sudo
+else
+    sudo=
+fi
+
+# the packaged services are not wanted: the project starts its own on
+# loopback ports, so keep apt from starting nginx and redis on 80 and 6379
+export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
