@@ -104,7 +104,7 @@ typedef struct {
 
     ngx_http_container_node_state_e  state;
     uint64_t                    gen;        /* newest generation known */
-    unsigned                    gen_failed:1;
+    unsigned                    gen_down:1; /* it stopped or failed */
     unsigned                    touched:1;
     unsigned                    in_touch:1;
     unsigned                    busy:1;     /* a reply will name it */
@@ -159,7 +159,7 @@ ngx_int_t ngx_http_container_route_init(ngx_cycle_t *cycle);
 void ngx_http_container_route_exit(void);
 ngx_int_t ngx_http_container_handler(ngx_http_request_t *r);
 void ngx_http_container_claim_done(ngx_http_container_node_t *node,
-    ngx_str_t *status, ngx_str_t *value, ngx_str_t *error);
+    ngx_str_t *status, ngx_str_t *gen, ngx_str_t *addr, ngx_str_t *error);
 void ngx_http_container_event(ngx_str_t *class, ngx_str_t *id,
     uint64_t gen, ngx_str_t *state, ngx_str_t *addr, ngx_str_t *reason);
 void ngx_http_container_subscribed(ngx_uint_t on);

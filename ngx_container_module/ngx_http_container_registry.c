@@ -67,7 +67,7 @@ static const char  ngx_http_container_claim_script[] =
                                            "'deadline') "
     "if r[1] == 'ready' then "
         "redis.call('HSET', KEYS[1], 'last_active', now) "
-        "return {'ready', r[2], r[3]} "
+        "return {'ready', r[3], r[2]} "
     "end "
     "if (r[1] == 'waking' or r[1] == 'starting') "
        "and tonumber(r[4] or 0) > now then "
@@ -530,11 +530,12 @@ ngx_http_container_claim_reply(redisAsyncContext *ac, void *r, void *data)
 {
     ngx_http_container_node_t *node = data;
 
-    ngx_str_t    status, value, error;
+    ngx_str_t    status, gen, addr, error;
     redisReply  *reply = r;
 
     ngx_str_null(&status);
-    ngx_str_null(&value);
+    ngx_str_null(&gen);
+    ngx_str_null(&addr);
     ngx_str_null(&error);
 
     if (reply == NULL) {
@@ -558,8 +559,15 @@ ngx_http_container_claim_reply(redisAsyncContext *ac, void *r, void *data)
 
     status.len = reply->element[0]->len;
     status.data = (u_char *) reply->element[0]->str;
-    value.len = reply->element[1]->len;
-    value.data = (u_char *) reply->element[1]->str;
+    gen.len = reply->element[1]->len;
+    gen.data = (u_char *) reply->element[1]->str;
+
+    if (reply->elements > 2
+        && reply->element[2]->type == REDIS_REPLY_STRING)
+    {
+        addr.len = reply->element[2]->len;
+        addr.data = (u_char *) reply->element[2]->str;
+    }
 
     if (status.len != sizeof("claimed") - 1
         || ngx_strncmp(status.data, "claimed", status.len) != 0)
@@ -569,13 +577,13 @@ ngx_http_container_claim_reply(redisAsyncContext *ac, void *r, void *data)
 
     /* this gateway won the claim: ask for the wake, once */
 
-    if (ngx_http_container_wake(ac, node, &value) != NGX_OK) {
+    if (ngx_http_container_wake(ac, node, &gen) != NGX_OK) {
         ngx_str_set(&error, "wake request not sent");
     }
 
 done:
 
-    ngx_http_container_claim_done(node, &status, &value, &error);
+    ngx_http_container_claim_done(node, &status, &gen, &addr, &error);
 }
 
 

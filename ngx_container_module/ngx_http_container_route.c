@@ -261,9 +261,10 @@ ngx_http_container_claim(ngx_http_container_node_t *node,
 
 void
 ngx_http_container_claim_done(ngx_http_container_node_t *node,
-    ngx_str_t *status, ngx_str_t *value, ngx_str_t *error)
+    ngx_str_t *status, ngx_str_t *gen, ngx_str_t *addr, ngx_str_t *error)
 {
-    ngx_int_t  gen;
+    ngx_int_t   n;
+    ngx_uint_t  stale;
 
     node->busy = 0;
 
@@ -282,14 +283,46 @@ ngx_http_container_claim_done(ngx_http_container_node_t *node,
         return;
     }
 
+    n = ngx_atoi(gen->data, gen->len);
+    if (n == NGX_ERROR) {
+        ngx_http_container_fail_all(node, NGX_HTTP_BAD_GATEWAY,
+                                    "bad generation in registry", gen);
+        return;
+    }
+
+    /* an event about this generation may have come before the reply */
+
+    stale = (uint64_t) n < node->gen
+            || ((uint64_t) n == node->gen && node->gen_down);
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
+                   NGX_HTTP_CONTAINER_LOG "%V class:\"%V\" id:\"%V\" gen:%i "
+                   "stale:%ui", status, &node->class, &node->id, n, stale);
+
     if (status->len == sizeof("ready") - 1
         && ngx_strncmp(status->data, "ready", status->len) == 0)
     {
-        if (ngx_http_container_node_addr(node, value) != NGX_OK) {
-            ngx_http_container_fail_all(node, NGX_HTTP_BAD_GATEWAY,
-                                        "bad address in registry", value);
+        if (stale) {
+            /* it was ready, and has stopped since: wake it anew */
+
+            if (ngx_http_container_claim(node, node->wake_timeout)
+                != NGX_OK)
+            {
+                ngx_http_container_fail_all(node,
+                                            NGX_HTTP_SERVICE_UNAVAILABLE,
+                                            NULL, NULL);
+            }
+
             return;
         }
+
+        if (ngx_http_container_node_addr(node, addr) != NGX_OK) {
+            ngx_http_container_fail_all(node, NGX_HTTP_BAD_GATEWAY,
+                                        "bad address in registry", addr);
+            return;
+        }
+
+        node->gen = n;
 
         /* without the events channel nobody would say it went stale */
 
@@ -301,25 +334,16 @@ ngx_http_container_claim_done(ngx_http_container_node_t *node,
         return;
     }
 
-    gen = ngx_atoi(value->data, value->len);
-    if (gen == NGX_ERROR) {
-        ngx_http_container_fail_all(node, NGX_HTTP_BAD_GATEWAY,
-                                    "bad generation in registry", value);
-        return;
-    }
+    /* "waiting" or "claimed" */
 
-    if ((uint64_t) gen < node->gen
-        || ((uint64_t) gen == node->gen
-            && (node->gen_failed
-                || node->state == NGX_HTTP_CONTAINER_NODE_READY)))
+    if (stale || ((uint64_t) n == node->gen
+                  && node->state == NGX_HTTP_CONTAINER_NODE_READY))
     {
-        /* the event about this generation came before the reply */
-
         if (node->state == NGX_HTTP_CONTAINER_NODE_READY) {
             ngx_http_container_resume_all(node,
                                           NGX_HTTP_CONTAINER_CACHE_COLD);
 
-        } else if (node->gen_failed) {
+        } else {
             ngx_http_container_fail_all(node, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "wake failed", NULL);
         }
@@ -327,13 +351,9 @@ ngx_http_container_claim_done(ngx_http_container_node_t *node,
         return;
     }
 
-    node->gen = gen;
-    node->gen_failed = 0;
+    node->gen = n;
+    node->gen_down = 0;
     node->state = NGX_HTTP_CONTAINER_NODE_WAITING;
-
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
-                   NGX_HTTP_CONTAINER_LOG "%V class:\"%V\" id:\"%V\" gen:%i",
-                   status, &node->class, &node->id, gen);
 }
 
 
@@ -363,7 +383,7 @@ ngx_http_container_event(ngx_str_t *class, ngx_str_t *id, uint64_t gen,
 
     if (gen > node->gen) {
         node->gen = gen;
-        node->gen_failed = 0;
+        node->gen_down = 0;
     }
 
     if (state->len == sizeof("ready") - 1
@@ -386,6 +406,8 @@ ngx_http_container_event(ngx_str_t *class, ngx_str_t *id, uint64_t gen,
 
     /* stopping, stopped, failed: the address is no longer to be used */
 
+    node->gen_down = 1;
+
     if (node->state == NGX_HTTP_CONTAINER_NODE_READY
         || node->state == NGX_HTTP_CONTAINER_NODE_WAITING)
     {
@@ -397,8 +419,6 @@ ngx_http_container_event(ngx_str_t *class, ngx_str_t *id, uint64_t gen,
     {
         return;
     }
-
-    node->gen_failed = 1;
 
     ngx_http_container_fail_all(node, NGX_HTTP_SERVICE_UNAVAILABLE,
                                 "wake failed", reason);

@@ -1,0 +1,106 @@
+# When an instance cannot be had: 503 with Retry-After and a reason in the log
+use Test::Nginx::Socket 'no_plan';
+
+our $HttpConfig = qq{
+    container_registry 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
+
+    upstream containers {
+        container_balancer;
+    }
+};
+
+our $Config = q{
+    container_wake_timeout 1s;
+
+    location ~ ^/(?<class>[a-z]+)/(?<oid>[^/]+)(?<rest>/.*)$ {
+        container $class $oid;
+        rewrite ^ $rest break;
+        proxy_pass http://containers;
+    }
+};
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: the wake takes longer than container_wake_timeout
+--- http_config eval: $::HttpConfig
+--- config
+    location ~ ^/sleepy/(?<oid>[^/]+)(?<rest>/.*)$ {
+        container sleepy $oid;
+        container_wake_timeout 1s;
+        rewrite ^ $rest break;
+        proxy_pass http://containers;
+    }
+--- request
+GET /sleepy/fail-timeout/x
+--- error_code: 503
+--- response_headers
+Retry-After: 5
+--- error_log
+container: wake timed out after 1000ms, class "sleepy" id "fail-timeout"
+--- timeout: 5
+
+
+
+=== TEST 2: Redis unreachable: 503 at once, and nginx keeps serving
+--- http_config
+    container_registry 127.0.0.1:1;
+    upstream containers {
+        container_balancer;
+    }
+--- config
+    location ~ ^/echo/(?<oid>[^/]+)(?<rest>/.*)$ {
+        container echo $oid;
+        proxy_pass http://containers;
+    }
+    location = /ok {
+        return 200 "still here\n";
+    }
+--- request eval
+["GET /echo/fail-down/x", "GET /ok"]
+--- error_code eval
+[503, 200]
+--- response_headers eval
+["Retry-After: 1", ""]
+--- error_log eval
+[qr/container: registry command connection to "127\.0\.0\.1:1" failed: Connection refused/,
+ qr/container: registry unavailable, class "echo" id "fail-down"/]
+--- timeout: 2
+
+
+
+=== TEST 3: the container exits before it is ready: 503 with its reason
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- request
+GET /crash/fail-crash/x
+--- error_code: 503
+--- response_headers
+Retry-After: 5
+--- error_log eval
+qr/container: wake failed, class "crash" id "fail-crash": "exited with status 3 before ready"/
+
+
+
+=== TEST 4: a class that no launcher serves times out
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- request
+GET /nosuch/fail-class/x
+--- error_code: 503
+--- error_log
+container: wake timed out after 1000ms, class "nosuch" id "fail-class"
+
+
+
+=== TEST 5: max_instances: the second ID of a class with room for one fails
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- request eval
+["GET /single/fail-max-1/x", "GET /single/fail-max-2/x", "GET /single/fail-max-1/y"]
+--- error_code eval
+[200, 503, 200]
+--- error_log eval
+qr/container: wake failed, class "single" id "fail-max-2": "max_instances \(1\) reached"/
