@@ -157,7 +157,9 @@ class HashingReader:
         self.bytes = 0
 
     def read(self, n=-1):
-        data = self.f.read(n)
+        # http.client asks for 8 KiB at a time: hand it bigger blocks, but
+        # never the whole file
+        data = self.f.read(BLOCK if n is None or n < 0 else max(n, 1 << 18))
         self.sha.update(data)
         self.bytes += len(data)
         return data
@@ -350,6 +352,9 @@ JOBS = {"/zip": job_zip, "/extract-model": job_extract_model}
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"       # keep-alive with the gateway
+    # headers and body go out in separate writes: without this, Nagle and
+    # delayed ACKs hold each answer on a kept-alive connection for 40 ms
+    disable_nagle_algorithm = True
     server_version = "ngxc-archive"
     sys_version = ""
 

@@ -62,6 +62,9 @@ def log(msg):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"       # keep-alive with the gateway
+    # headers and body go out in separate writes: without this, Nagle and
+    # delayed ACKs hold each answer on a kept-alive connection for 40 ms
+    disable_nagle_algorithm = True
     server_version = "ngxc-counter"
     sys_version = ""
 
