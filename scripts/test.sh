@@ -33,7 +33,12 @@ stop() {
         kill -KILL "$launcher_pid" 2>/dev/null || true
     fi
     if [ -f "$run/redis.pid" ]; then
-        kill "$(cat "$run/redis.pid")" 2>/dev/null || true
+        redis_pid=$(cat "$run/redis.pid")
+        kill "$redis_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$redis_pid" 2>/dev/null || break
+            sleep 0.1
+        done
     fi
     if [ "$status" -ne 0 ]; then
         echo "--- the launcher's log, last lines ($run/launcher.log):"
@@ -45,6 +50,11 @@ stop() {
 }
 trap stop EXIT INT TERM
 
+if redis-cli -p "$TEST_NGINX_REDIS_PORT" ping >/dev/null 2>&1; then
+    echo "error: port $TEST_NGINX_REDIS_PORT is taken; set TEST_NGINX_REDIS_PORT"
+    exit 1
+fi
+
 redis-server --port "$TEST_NGINX_REDIS_PORT" --bind 127.0.0.1 \
     --save '' --appendonly no --daemonize yes --dir "$run" \
     --pidfile "$run/redis.pid" --logfile "$run/redis.log"
@@ -54,6 +64,7 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 redis-cli -p "$TEST_NGINX_REDIS_PORT" ping >/dev/null
+kill -0 "$(cat "$run/redis.pid")"
 
 build/ngx-container-launcher -c t/launcher.json \
     -r "127.0.0.1:$TEST_NGINX_REDIS_PORT" >"$run/launcher.log" 2>&1 &

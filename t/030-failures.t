@@ -9,15 +9,14 @@ our $HttpConfig = qq{
     }
 };
 
-our $Config = q{
-    container_wake_timeout 1s;
-
-    location ~ ^/(?<class>[a-z]+)/(?<oid>[^/]+)(?<rest>/.*)$ {
-        container $class $oid;
-        rewrite ^ $rest break;
+# one location per class: the class is part of the configuration
+our $Config = "    container_wake_timeout 1s;\n" . join '', map { qq{
+    location ~ ^/$_/(?<oid>[^/]+)(?<rest>/.*)\$ {
+        container $_ \$oid;
+        rewrite ^ \$rest break;
         proxy_pass http://containers;
     }
-};
+} } qw(crash nosuch single);
 
 no_shuffle();
 run_tests();
@@ -44,7 +43,7 @@ container: wake timed out after 1000ms, class "sleepy" id "fail-timeout"
 
 
 
-=== TEST 2: Redis unreachable: 503 at once, and nginx keeps serving
+=== TEST 2: Redis unreachable: 503 at once
 --- http_config
     container_registry 127.0.0.1:1;
     upstream containers {
@@ -55,15 +54,11 @@ container: wake timed out after 1000ms, class "sleepy" id "fail-timeout"
         container echo $oid;
         proxy_pass http://containers;
     }
-    location = /ok {
-        return 200 "still here\n";
-    }
---- request eval
-["GET /echo/fail-down/x", "GET /ok"]
---- error_code eval
-[503, 200]
---- response_headers eval
-["Retry-After: 1", ""]
+--- request
+GET /echo/fail-down/x
+--- error_code: 503
+--- response_headers
+Retry-After: 1
 --- error_log eval
 [qr/container: registry command connection to "127\.0\.0\.1:1" failed: Connection refused/,
  qr/container: registry unavailable, class "echo" id "fail-down"/]
@@ -71,7 +66,21 @@ container: wake timed out after 1000ms, class "sleepy" id "fail-timeout"
 
 
 
-=== TEST 3: the container exits before it is ready: 503 with its reason
+=== TEST 3: Redis unreachable: nginx keeps serving other locations
+--- http_config
+    container_registry 127.0.0.1:1;
+--- config
+    location = /ok {
+        return 200 "still here\n";
+    }
+--- request
+GET /ok
+--- response_body
+still here
+
+
+
+=== TEST 4: the container exits before it is ready: 503 with its reason
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- request
@@ -84,7 +93,7 @@ qr/container: wake failed, class "crash" id "fail-crash": "exited with status 3 
 
 
 
-=== TEST 4: a class that no launcher serves times out
+=== TEST 5: a class that no launcher serves times out
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- request
@@ -95,12 +104,35 @@ container: wake timed out after 1000ms, class "nosuch" id "fail-class"
 
 
 
-=== TEST 5: max_instances: the second ID of a class with room for one fails
+=== TEST 6: max_instances: the class has room for one instance
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
---- request eval
-["GET /single/fail-max-1/x", "GET /single/fail-max-2/x", "GET /single/fail-max-1/y"]
---- error_code eval
-[200, 503, 200]
---- error_log eval
-qr/container: wake failed, class "single" id "fail-max-2": "max_instances \(1\) reached"/
+--- request
+GET /single/fail-max-1/x
+--- error_code: 200
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: max_instances: a second ID fails with the launcher's reason
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- request
+GET /single/fail-max-2/x
+--- error_code: 503
+--- response_headers
+Retry-After: 5
+--- error_log
+container: wake failed, class "single" id "fail-max-2": "max_instances (1) reached"
+
+
+
+=== TEST 8: max_instances: the first ID is still served
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- request
+GET /single/fail-max-1/y
+--- error_code: 200
+--- no_error_log
+[error]

@@ -12,8 +12,6 @@ our $HttpConfig = qq{
 };
 
 our $Config = q{
-    client_max_body_size 0;
-
     location ~ ^/echo/(?<oid>[^/]+)(?<rest>/.*)$ {
         container echo $oid;
         rewrite ^ $rest break;

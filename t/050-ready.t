@@ -10,16 +10,17 @@ our $HttpConfig = qq{
     }
 };
 
-our $Config = q{
-    location ~ ^/(?<class>slow|health)/(?<oid>[^/]+)(?<rest>/.*)$ {
-        container $class $oid;
-        rewrite ^ $rest break;
+# one location per class: the class is part of the configuration
+our $Config = join '', map { qq{
+    location ~ ^/$_/(?<oid>[^/]+)(?<rest>/.*)\$ {
+        container $_ \$oid;
+        rewrite ^ \$rest break;
         proxy_pass http://containers;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
-        add_header X-Cache $container_cache always;
+        add_header X-Cache \$container_cache always;
     }
-};
+} } qw(slow health);
 
 no_shuffle();
 run_tests();

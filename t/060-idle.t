@@ -10,17 +10,18 @@ our $HttpConfig = qq{
     }
 };
 
-our $Config = q{
-    location ~ ^/(?<class>idle|stubborn|echo)/(?<oid>[^/]+)(?<rest>/.*)$ {
-        container $class $oid;
-        rewrite ^ $rest break;
+# one location per class: the class is part of the configuration
+our $Config = join '', map { qq{
+    location ~ ^/$_/(?<oid>[^/]+)(?<rest>/.*)\$ {
+        container $_ \$oid;
+        rewrite ^ \$rest break;
         proxy_pass http://containers;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_read_timeout 10s;
-        add_header X-Cache $container_cache always;
+        add_header X-Cache \$container_cache always;
     }
-};
+} } qw(idle stubborn echo);
 
 no_shuffle();
 run_tests();

@@ -10,8 +10,8 @@ our $HttpConfig = qq{
 };
 
 our $Config = q{
-    location ~ ^/(?<class>slow)/(?<oid>[^/]+)(?<rest>/.*)$ {
-        container $class $oid;
+    location ~ ^/slow/(?<oid>[^/]+)(?<rest>/.*)$ {
+        container slow $oid;
         rewrite ^ $rest break;
         proxy_pass http://containers;
         add_header X-Cache $container_cache always;
@@ -30,6 +30,7 @@ __DATA__
 GET /slow/abort-1/x
 --- timeout: 0.3
 --- abort
+--- ignore_response
 --- wait: 0.2
 --- error_log
 client prematurely closed connection
