@@ -2,9 +2,10 @@ package Test::Nginx::Util;
 
 # Server-management half of the project's small Test::Nginx::Socket
 # work-alike (see Test/Nginx/Socket.pm for the supported subset).  It mirrors
-# openresty/test-nginx's Test::Nginx::Util: same globals, same environment
-# variables, same nginx.conf template, same start/stop protocol.  Only perl
-# core modules and Debian's libtest-base-perl are needed.
+# openresty/test-nginx's Test::Nginx::Util (version 0.33): same globals, same
+# environment variables, same nginx.conf template (byte for byte), same
+# start/stop protocol.  Only perl core modules and Debian's libtest-base-perl
+# are needed.
 
 use strict;
 use warnings;
@@ -45,10 +46,10 @@ our $RepeatEach          = 1;
 our $NoRootLocation      = 0;
 our $ConfigPreamble      = '';
 our $NoLongString;
-our (@EnvToNginx, @BlockPreprocessors, @CleanupHandlers);
+our (@EnvToNginx, @BlockPreprocessors, @CleanupHandlers, @TestCleanupHandlers);
 our ($RunTestHelper, $CheckErrorLog);     # installed by Test::Nginx::Socket
 our ($NginxVersion, $NginxRawVersion, $NginxV, $PrevConfig, $ChildPid);
-our ($ErrLogFilePos, $InSubprocess, $FirstTime) = (0, undef, 1);
+our ($ErrLogFilePos, $InSubprocess, $RandPorts) = (0, undef, {});
 
 our $ServRoot = $ENV{TEST_NGINX_SERVROOT} || File::Spec->rel2abs('t/servroot');
 $ENV{TEST_NGINX_SERVER_ROOT} = $ServRoot;
@@ -59,12 +60,14 @@ our $HtmlDir    = File::Spec->catfile($ServRoot, 'html');
 our $ConfDir    = File::Spec->catfile($ServRoot, 'conf');
 our $ConfFile   = File::Spec->catfile($ConfDir, 'nginx.conf');
 our $PidFile    = File::Spec->catfile($LogDir, 'nginx.pid');
+our $CacheDir   = File::Spec->catfile($ServRoot, 'cache');
 
 our @EXPORT = qw(
     env_to_nginx is_str is_running no_long_string $NoLongString server_addr
     $ServerAddr server_name $ServerName parse_time verbose sleep_time bail_out
-    add_cleanup_handler error_log_data setup_server_root write_config_file
-    get_nginx_version trim show_all_chars parse_headers run_tests
+    add_cleanup_handler add_test_cleanup_handler error_log_data
+    expand_env_in_text setup_server_root write_config_file get_nginx_version
+    trim show_all_chars parse_headers run_tests
     get_pid_from_pidfile $ServerPortForClient $ServerPort $NginxVersion
     $PidFile $ServRoot $ConfFile $RunTestHelper $CheckErrorLog $RepeatEach
     add_block_preprocessor timeout worker_connections workers master_on
@@ -87,6 +90,7 @@ sub sleep_time ()           { $TestNginxSleep }
 sub verbose ()              { $Verbose }
 sub add_block_preprocessor (&) { unshift @BlockPreprocessors, shift }
 sub add_cleanup_handler ($) { unshift @CleanupHandlers, shift }
+sub add_test_cleanup_handler ($) { unshift @TestCleanupHandlers, shift }
 
 # getter/setter pairs, exactly like the real module
 sub timeout (@)            { @_ ? ($Timeout = shift) : $Timeout }
@@ -126,7 +130,15 @@ sub is_str (@) {
     return Test::LongString::is_string($got, $expected, $desc);
 }
 
-sub is_running ($) { my $pid = shift; return kill 0, $pid }
+# a daemonized nginx is re-parented to PID 1, which may be slow to reap it:
+# a zombie counts as gone
+sub is_running ($) {
+    my $pid = shift;
+    return 0 unless kill 0, $pid;
+    open my $in, '<', "/proc/$pid/stat" or return 1;
+    my $stat = <$in> // '';
+    return $stat !~ /^\d+ \(.*\) Z/;
+}
 
 sub bail_out (@) { cleanup(); Test::More::BAIL_OUT(@_) }
 
@@ -210,7 +222,7 @@ sub expand_env_in_text ($$$) {
         my $var = $1;
         if ($var =~ /^TEST_NGINX_RAND_PORT_[0-9]+$/) {
             $rand_ports->{$var} //= gen_rand_port({ $ServerPort => 1,
-                                                    map { $_ => 1 } values %$rand_ports })
+                                                    map { $_ => 1 } grep { defined } values %$rand_ports })
                 // bail_out("$name - Cannot find an available listening port number for $var.\n");
         } else {
             bail_out("$name - No environment $var defined.\n") unless defined $ENV{$var};
@@ -252,7 +264,7 @@ sub setup_server_root () {
     if (-d $ServRoot) {
         # like the real one: never "rm -rf" a mis-set TEST_NGINX_SERVROOT
         remove_tree($ConfDir, glob("$ServRoot/*_cache"), glob("$ServRoot/*_temp"),
-                    $HtmlDir, $LogDir);
+                    $CacheDir, $HtmlDir, $LogDir);
         rmdir $ServRoot or bail_out("Can't remove $ServRoot (not empty?): $!");
     }
     for my $dir ($ServRoot, $LogDir, $HtmlDir, $ConfDir) {
@@ -301,46 +313,42 @@ sub write_user_files ($$) {
     }
 }
 
-# --- nginx.conf: same template (and same order) as the real module.  One
-# addition: *_temp_path directives under servroot (unless http_config sets
-# them) so nginx never needs the compiled-in /var/lib/nginx paths.
-sub temp_paths_config ($) {
-    my $http_config = shift;
-    my $out = '';
-    for my $mod (qw(client_body proxy fastcgi uwsgi scgi)) {
-        next if $mod ne 'client_body'
-                && ($NginxV // '') =~ /--without-http_${mod}_module/;
-        next if $http_config =~ /\b${mod}_temp_path\b/;
-        $out .= "    ${mod}_temp_path $ServRoot/${mod}_temp;\n";
-    }
-    return $out;
-}
-
+# --- nginx.conf: same template, line for line, as test-nginx 0.33
+# (temp paths under servroot, load_module lines first, keepalive in ms).
 sub write_config_file ($$$) {
     my ($block, $config, $rand_ports) = @_;
     my $name = $block->name;
     my $http_config = expand_env_in_text($block->http_config, $name, $rand_ports) // '';
     my $main_config = $block->main_config // '';
     my $post_main_config = expand_env_in_text($block->post_main_config, $name, $rand_ports) // '';
-    my $err_log_file = $block->error_log_file || $ErrLogFile;
+    my $err_log_file = expand_env_in_text($block->error_log_file || $ErrLogFile,
+                                          $name, $rand_ports);
     my $server_name = $block->server_name // $ServerName;
     $config //= '';
 
-    # the real module appends the load_module lines to main_config
     if ($LoadModules) {
         my @modules = map { "load_module $_;" } grep { $_ } split /\s+/, $LoadModules;
-        $main_config .= join " ", @modules;
+        $main_config = join " ", @modules, $main_config if @modules;
     }
     $main_config = expand_env_in_text($main_config, $name, $rand_ports);
 
     my $env = join '', map { my $v = /\s/ ? "'$_'" : $_; "env $v;\n" } @EnvToNginx;
-    my $temp_paths = temp_paths_config($http_config);
+    my %temp = map { $_ => "${_}_temp_path $ServRoot/${_}_temp;" }
+                   qw(client_body proxy fastcgi scgi uwsgi);
+    for my $mod (qw(fastcgi scgi uwsgi)) {
+        $temp{$mod} = '' if ($NginxV // '') =~ /--without-http_${mod}_module/;
+    }
+    for my $mod (qw(proxy client_body)) {
+        $temp{$mod} = '' if $http_config =~ /\b${mod}_temp_path\b/;
+    }
+    my $temp_paths = join ' ', @temp{qw(client_body proxy fastcgi scgi uwsgi)};
     my $root_location = $NoRootLocation ? '' : <<_EOC_;
         location / {
             root $HtmlDir;
             index index.html index.htm;
         }
 _EOC_
+    my $http3_placeholder = '';    # http3 ssl directives in the real one
     my $events_use = $EventType ? "    use $EventType;\n" : '';
     my $user = defined $WorkerUser ? "user $WorkerUser;\n"
              : $> == 0             ? "user root;\n" : '';
@@ -365,18 +373,18 @@ $env#env LUA_PATH;
 $main_config
 
 http {
-    access_log $AccLogFile;
+    access_log $AccLogFile; $temp_paths
     #access_log off;
 
     default_type text/plain;
-    keepalive_timeout  68;
-$temp_paths
-$http_config
+    keepalive_timeout  68000ms;
 
+$http_config
     server {
         listen          $ServerPort;
+        #placeholder
         server_name     '$server_name';
-
+        $http3_placeholder
         client_max_body_size 30M;
         #client_body_buffer_size 4k;
 
@@ -403,15 +411,15 @@ ${events_use}}
 env ASAN_OPTIONS;
 env MOCKNOEAGAIN_VERBOSE;
 env MOCKNOEAGAIN;
-$user
 _EOC_
+    print $out $user;
     close $out;
 }
 
 # ---------------------------------------------------------------- processes
 sub kill_process ($$) {
     my ($pid, $name) = @_;
-    kill SIGQUIT, $pid;
+    kill $ENV{TEST_NGINX_FAST_SHUTDOWN} ? SIGTERM : SIGQUIT, $pid;
     my $left = timeout();
     while ($left > 0 && is_running($pid)) {
         waitpid($pid, WNOHANG);
@@ -450,14 +458,10 @@ sub cleanup () {
     }
 }
 
+# like test-nginx 0.33: "-e" makes what nginx logs while parsing nginx.conf
+# (e.g. the [emerg] of a must_die block) land in servroot's error.log
 sub nginx_command () {
-    my $cmd = "$NginxBinary -p $ServRoot/ -c $ConfFile";
-    # nginx >= 1.19.5: "-e" sends the messages logged while the config is
-    # parsed to servroot's error.log, as a build with a prefix-relative
-    # default error log (vanilla nginx, OpenResty) does.  Debian's nginx is
-    # built with --error-log-path=stderr.  See t/lib/nginx-errlog-wrapper.
-    $cmd .= " -e $ErrLogFile" if ($NginxVersion // 0) >= 1.019005;
-    return $cmd;
+    return "$NginxBinary -e $ServRoot/logs/error.log -p $ServRoot/ -c $ConfFile";
 }
 
 sub valgrind_command ($) {
@@ -465,7 +469,7 @@ sub valgrind_command ($) {
     return "valgrind -q $UseValgrind $cmd" unless $UseValgrind =~ /^\d+$/;
     my ($supp) = grep { -f } 'valgrind.suppress', 't/valgrind.suppress';
     return "valgrind --num-callers=100 -q --tool=memcheck --leak-check=full"
-         . " --show-possibly-lost=no --gen-suppressions=all"
+         . " --keep-debuginfo=yes --show-possibly-lost=no --gen-suppressions=all"
          . ($supp ? " --suppressions=$supp" : '') . " $cmd";
 }
 
@@ -517,7 +521,7 @@ sub run_must_die ($$$) {
     my $must_die = $block->must_die;
     for my $i (0 .. $RepeatEach - 1) {
         $ErrLogFilePos = 0;
-        system("$cmd > /dev/null");
+        system("$cmd > /dev/null" . (defined $block->suppress_stderr ? " 2> /dev/null" : ''));
         my $status = $?;
         if ($status == -1) {
             Test::More::fail("$name - failed to execute the nginx command line");
@@ -538,7 +542,8 @@ sub run_must_die ($$$) {
 }
 
 sub start_nginx ($$) {
-    my ($name, $cmd) = @_;
+    my ($block, $cmd) = @_;
+    my $name = $block->name;
     my ($waited, $tries) = (0, 0);
     my $errfile = "$LogDir/nginx-stderr.log";
     while (1) {
@@ -546,7 +551,8 @@ sub start_nginx ($$) {
         my $status = $?;
         my $err = -s $errfile ? do { local (@ARGV, $/) = ($errfile); <> } : '';
         unlink $errfile;
-        print STDERR $err if $err ne '';     # the real one leaves stderr alone
+        # the real one leaves nginx's stderr alone (unless --- suppress_stderr)
+        print STDERR $err if $err ne '' && !defined $block->suppress_stderr;
         return if $status == 0;
         # retry only what may be transient (the old nginx still holds the port)
         if ($err !~ /\[emerg\]/ || $err =~ /Address already in use/) {
@@ -561,6 +567,7 @@ sub start_nginx ($$) {
 
 # ---------------------------------------------------------------- main loop
 sub run_tests () {
+    srand($$ + Time::HiRes::time() * 1000000);
     $NginxVersion = get_nginx_version();
     $ENV{TEST_NGINX_SERVER_PORT} //= $ServerPort;
     my @blocks = Test::Base::blocks();
@@ -569,6 +576,7 @@ sub run_tests () {
         $_->($block) for @BlockPreprocessors;
         $block->set_value("name", $0 . " " . $block->name);
         run_test($block);
+        $_->($block) for @TestCleanupHandlers;
     }
     cleanup();
 }
@@ -577,7 +585,7 @@ sub run_test ($) {
     my $block = shift;
     return if defined $block->SKIP;
     my $name = $block->name;
-    my $rand_ports = {};
+    my $rand_ports = $RandPorts = {};
     my $config = expand_env_in_text($block->config, $name, $rand_ports);
     local $LogLevel = $block->log_level || $LogLevel;
     my $must_die = defined $block->must_die;
@@ -597,6 +605,10 @@ sub run_test ($) {
         $PrevConfig = $config;
         stop_nginx_by_pidfile($name);
         setup_server_root();
+        if ($block->post_setup_server_root) {
+            eval $block->post_setup_server_root;
+            bail_out("$name - post_setup_server_root failed: $@") if $@;
+        }
         write_user_files($block, $rand_ports);
         write_config_file($block, $config, $rand_ports);
         can_run($NginxBinary)
@@ -609,7 +621,7 @@ sub run_test ($) {
         }
         $ErrLogFilePos = 0;
         if ($UseValgrind) { start_valgrind_nginx($name, $cmd) }
-        else              { start_nginx($name, $cmd) }
+        else              { start_nginx($block, $cmd) }
         sleep $TestNginxSleep;
     }
 
