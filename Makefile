@@ -34,6 +34,7 @@ demo: deps
 
 test: deps
 	$(MAKE) all
+	scripts/check-style.sh
 	scripts/test.sh
 
 bench: deps

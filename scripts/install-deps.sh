@@ -13,6 +13,12 @@ pkgs=(
     python3 curl zip unzip wrk procps
 )
 
+# what the real Test::Nginx needs, when the suite is to run under it
+if [ -n "${TEST_NGINX_LIB:-}" ]; then
+    pkgs+=(libhttp-message-perl liblist-moreutils-perl libtest-longstring-perl
+           liburi-perl libtext-diff-perl)
+fi
+
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
