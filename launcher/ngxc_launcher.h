@@ -110,7 +110,8 @@ struct ngxc_launcher_instance_s {
     struct event              *probe_timer;
     struct event              *probe_io;
     int                        probe_fd;
-    size_t                     probe_len;
+    size_t                     probe_len;      /* bytes read */
+    int                        probe_status;   /* 1: 2xx, -1: not, 0: ? */
     char                       probe_buf[64];
     struct event              *kill;           /* SIGKILL after stop_grace */
     int                        calls;          /* scripts queued or sent */
@@ -118,7 +119,6 @@ struct ngxc_launcher_instance_s {
     unsigned                   ready:1;        /* the ready step succeeded */
     unsigned                   recorded:1;     /* nothing left to record */
     unsigned                   idle_sent:1;
-    unsigned                   probe_sent:1;   /* health request written */
 };
 
 
@@ -171,14 +171,14 @@ int ngxc_launcher_registry_init(void);
 void ngxc_launcher_registry_stop_wakes(void);
 int ngxc_launcher_registry_busy(void);
 int ngxc_launcher_registry_connected(void);
-void ngxc_launcher_registry_done(void);
-void ngxc_launcher_registry_eval(ngxc_launcher_step_e step,
+void ngxc_launcher_registry_cleanup(void);
+int ngxc_launcher_registry_eval(ngxc_launcher_step_e step,
     ngxc_launcher_instance_t *inst, const char *cls, const u_char *id,
     size_t id_len, const char *gen, const char *arg, const char *arg2);
 
 /* ngxc_launcher_instance.c */
 int ngxc_launcher_instance_init(void);
-void ngxc_launcher_instance_done(void);
+void ngxc_launcher_instance_cleanup(void);
 void ngxc_launcher_wake(const char *cls, const u_char *id, size_t id_len,
     const char *gen);
 void ngxc_launcher_instance_reply(ngxc_launcher_step_e step,

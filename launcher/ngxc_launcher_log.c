@@ -202,8 +202,8 @@ ngxc_launcher_log_time(char *buf, size_t size)
 static void
 ngxc_launcher_log_write(char *buf, size_t len)
 {
-    ssize_t  n;
     size_t   done;
+    ssize_t  n;
 
     /* a line cut by the buffer still ends with a newline */
 

@@ -6,7 +6,8 @@
  *
  * KEYS[1]  ngxc:inst:{<class>:<id>}
  * ARGV[1]  gen, the generation the step is about
- * ARGV[2]  owner, the name of this launcher
+ * ARGV[2]  owner, the name of this launcher; empty in the fail of a wake
+ *          that was never taken, which can then fail a waking record only
  * ARGV[3]  class, ARGV[4] id: only for the event
  * ARGV[5]  and ARGV[6]: what the step needs, said at each script
  *

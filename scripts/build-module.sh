@@ -25,4 +25,6 @@ then
 fi
 
 make -s -C "$work" -f objs/Makefile modules
-cp "$work/objs/ngx_http_container_module.so" "$out/"
+# a new file, renamed into place: a running nginx keeps the old mapping
+cp "$work/objs/ngx_http_container_module.so" "$out/.module.so.tmp"
+mv -f "$out/.module.so.tmp" "$out/ngx_http_container_module.so"
