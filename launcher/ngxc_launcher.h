@@ -3,7 +3,7 @@
  * ngx-container-launcher: takes the wake requests that gateways queue in the
  * registry, starts one process per object ID, tells the gateways where it
  * listens, and stops it when it has been idle.  The registry protocol is in
- * docs/registry-protocol.md.
+ * README.md, "The registry protocol".
  */
 
 

@@ -1,8 +1,8 @@
 
 /*
- * The launcher's steps of the registry protocol (docs/registry-protocol.md),
- * one Lua script each, run with EVAL on the instance record only, so each is
- * atomic and works unchanged on Redis Cluster.
+ * The launcher's steps of the registry protocol (README.md, "The registry
+ * protocol"), one Lua script each, run with EVAL on the instance record
+ * only, so each is atomic and works unchanged on Redis Cluster.
  *
  * KEYS[1]  ngxc:inst:{<class>:<id>}
  * ARGV[1]  gen, the generation the step is about

@@ -23,7 +23,7 @@
 #include <ngx_http.h>
 
 
-/* registry names: docs/registry-protocol.md describes each */
+/* registry names: README.md, "The registry protocol", describes each */
 #define NGX_HTTP_CONTAINER_KEY_INST     "ngxc:inst:{"
 #define NGX_HTTP_CONTAINER_KEY_WAKE     "ngxc:{wake}:"
 #define NGX_HTTP_CONTAINER_CHANNEL      "ngxc:events"

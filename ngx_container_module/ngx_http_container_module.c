@@ -252,7 +252,6 @@ ngx_http_container_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_container_main_conf_t *cmcf = conf;
 
-    u_char                              *p;
     ngx_int_t                            n;
     ngx_str_t                           *value, s;
     ngx_url_t                            u;
@@ -291,7 +290,15 @@ ngx_http_container_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    switch (u.addrs[0].sockaddr->sa_family) {
+    /* a name may resolve to IPv6 first: take its first IPv4 address */
+
+    for (i = 0; i + 1 < u.naddrs; i++) {
+        if (u.addrs[i].sockaddr->sa_family == AF_INET) {
+            break;
+        }
+    }
+
+    switch (u.addrs[i].sockaddr->sa_family) {
 
 #if (NGX_HAVE_UNIX_DOMAIN)
     case AF_UNIX:
@@ -315,7 +322,7 @@ ngx_http_container_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        sin = (struct sockaddr_in *) u.addrs[0].sockaddr;
+        sin = (struct sockaddr_in *) u.addrs[i].sockaddr;
 
         rcf->host.data = ngx_pnalloc(cf->pool, NGX_INET_ADDRSTRLEN + 1);
         if (rcf->host.data == NULL) {
@@ -383,12 +390,10 @@ ngx_http_container_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 invalid:
 
-    p = (u_char *) ngx_strlchr(value[i].data, value[i].data + value[i].len,
-                               '=');
-    if (p && ngx_strncmp(value[i].data, "password=", 9) == 0) {
+    if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
         /* never echo a password into the log */
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter "
-                           "\"password=\"");
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"password=\"");
         return NGX_CONF_ERROR;
     }
 

@@ -57,7 +57,7 @@ static ngx_int_t ngx_http_container_json_str(void *json, const char *name,
 
 /*
  * claim: KEYS[1] the instance record, ARGV[1] the wake timeout in ms;
- * see docs/registry-protocol.md
+ * see "The registry protocol" in README.md
  */
 
 static const char  ngx_http_container_claim_script[] =

@@ -257,7 +257,7 @@ ngx_http_container_claim(ngx_http_container_node_t *node,
 }
 
 
-/* the registry answered a claim: see docs/registry-protocol.md */
+/* the registry answered a claim ("The registry protocol", README.md) */
 
 void
 ngx_http_container_claim_done(ngx_http_container_node_t *node,

@@ -6,7 +6,7 @@
 #             backend, the ID's address cached in the worker (the warm path)
 #
 # Both go to one backend nginx answering a small body. The registry record
-# is written the way a launcher would (docs/registry-protocol.md), so no
+# is written the way a launcher would (README.md, "The registry protocol"), so no
 # container process is involved: the figure is the module's own cost.
 # Rounds alternate plain and gateway; the ratio of the medians is printed.
 #
