@@ -245,6 +245,12 @@ ngx_http_container_redis_connect(ngx_http_container_redis_t *rd)
                           "SELECT %s", db);
     }
 
+    /* who is who in CLIENT LIST, for operators and for the tests */
+
+    redisAsyncCommand(ac, ngx_http_container_redis_setup_reply, NULL,
+                      "CLIENT SETNAME ngxc-gateway-%d-%s", (int) ngx_pid,
+                      rd->subscriber ? "sub" : "cmd");
+
     if (rd->subscriber) {
         redisAsyncCommand(ac, ngx_http_container_message, rd,
                           "SUBSCRIBE %s", NGX_HTTP_CONTAINER_CHANNEL);
@@ -482,8 +488,8 @@ ngx_http_container_redis_setup_reply(redisAsyncContext *ac, void *r,
 
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, ngx_http_container_log, 0,
-                      NGX_HTTP_CONTAINER_LOG "registry AUTH or SELECT "
-                      "failed: %*s", (size_t) reply->len, reply->str);
+                      NGX_HTTP_CONTAINER_LOG "registry AUTH, SELECT or "
+                      "CLIENT SETNAME failed: %*s", (size_t) reply->len, reply->str);
     }
 }
 

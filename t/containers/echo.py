@@ -28,6 +28,8 @@ API (every method on every path, unless listed):
                             sha256=<hex sha256 of the request body>
                             class=<CONTAINER_CLASS>
                             gen=<CONTAINER_GEN>
+                            peer=<the port of the gateway's end of the
+                                 connection: the same on a reused one>
                           The request body is read whether it comes with
                           Content-Length or Transfer-Encoding: chunked, and
                           hashed as it arrives (never held whole in memory).
@@ -250,9 +252,9 @@ class Handler(BaseHTTPRequestHandler):
             h.update(data)
             n += len(data)
         body = ("method=%s\npath=%s\nid=%s\npid=%d\nbytes=%d\nsha256=%s\n"
-                "class=%s\ngen=%s\n" % (
+                "class=%s\ngen=%s\npeer=%d\n" % (
                     self.command, self.path, ID, PID, n, h.hexdigest(),
-                    CLASS, GEN)).encode("latin-1", "replace")
+                    CLASS, GEN, self.client_address[1])).encode("latin-1", "replace")
         if url.path == "/exit":
             self.close_connection = True
             exit_status[0] = int(q("code", EXIT_STATUS))

@@ -1,0 +1,53 @@
+# The registry connections come back by themselves
+use Test::Nginx::Socket 'no_plan';
+
+# close the gateway's own registry connections (named ngxc-gateway-...)
+# from Redis's side, then give the worker time to reconnect
+sub kill_gateway_connections {
+    my $port = $ENV{TEST_NGINX_REDIS_PORT};
+    my @ids = map { /\bid=(\d+)\b.*\bname=ngxc-gateway-/ ? $1 : () }
+              `redis-cli -p $port client list`;
+    die "no gateway connection to kill" unless @ids;
+    system("redis-cli -p $port client kill id $_ >/dev/null") for @ids;
+}
+
+our $HttpConfig = qq{
+    container_registry 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
+
+    upstream containers {
+        container_balancer;
+    }
+};
+
+our $Config = q{
+    location ~ ^/echo/(?<oid>[^/]+)(?<rest>/.*)$ {
+        container echo $oid;
+        rewrite ^ $rest break;
+        proxy_pass http://containers;
+        add_header X-Cache $container_cache always;
+    }
+};
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: connections killed by Redis: reconnected, and requests served
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+main::kill_gateway_connections();
+sleep 1.5;
+--- request
+GET /echo/reconnect-1/x
+--- response_body_like
+^method=GET
+path=/x
+id=reconnect-1
+--- response_headers
+X-Cache: cold
+--- error_log eval
+[qr/container: registry command connection to "127\.0\.0\.1:\d+" lost: /,
+ qr/container: registry subscriber connection to "127\.0\.0\.1:\d+" lost: /]
+--- timeout: 5
