@@ -100,6 +100,7 @@ struct ngxc_launcher_instance_s {
     u_char                    *id;
     size_t                     id_len;
     char                       gen[NGXC_LAUNCHER_GEN_MAX];
+    char                       adopt[NGXC_LAUNCHER_GEN_MAX]; /* take sent */
     ngxc_launcher_state_e      state;
     pid_t                      pid;            /* 0: no process */
     int                        port;

@@ -47,6 +47,10 @@ static void ngxc_launcher_instance_fail(ngxc_launcher_instance_t *inst,
     const char *reason);
 static void ngxc_launcher_instance_taken(ngxc_launcher_instance_t *inst,
     redisReply *reply);
+static void ngxc_launcher_instance_adopt(ngxc_launcher_instance_t *inst,
+    const char *gen);
+static void ngxc_launcher_instance_adopted(ngxc_launcher_instance_t *inst,
+    redisReply *reply);
 static void ngxc_launcher_instance_start(ngxc_launcher_instance_t *inst);
 static int ngxc_launcher_instance_port(ngxc_launcher_class_t *cls);
 static int ngxc_launcher_instance_bindable(ngxc_launcher_class_t *cls,
@@ -162,13 +166,28 @@ ngxc_launcher_wake(const char *name, const u_char *id, size_t id_len,
 
     cls = ngxc_launcher_conf_class(ngxc_launcher_cycle.conf, name);
 
-    /* the same request twice: the take of the first decides */
-
     for (inst = ngxc_launcher_cycle.instances; inst; inst = inst->next) {
-        if (inst->cls == cls && inst->id_len == id_len
-            && memcmp(inst->id, id, id_len) == 0
-            && strcmp(inst->gen, gen) == 0)
+        if (inst->cls != cls || inst->id_len != id_len
+            || memcmp(inst->id, id, id_len) != 0)
         {
+            continue;
+        }
+
+        /*
+         * ready here, yet woken: even the same generation, since a
+         * registry that lost its data counts generations from 1 again
+         */
+
+        if (inst->state == NGXC_LAUNCHER_READY && !inst->idle_sent
+            && strlen(gen) < sizeof(inst->adopt))
+        {
+            ngxc_launcher_instance_adopt(inst, gen);
+            return;
+        }
+
+        /* the same request twice: the take of the first decides */
+
+        if (strcmp(inst->gen, gen) == 0) {
             ngxc_launcher_log_step("stale", name, id, id_len, gen,
                                    " reason=duplicate");
             return;
@@ -485,6 +504,11 @@ static void
 ngxc_launcher_instance_taken(ngxc_launcher_instance_t *inst,
     redisReply *reply)
 {
+    if (inst->adopt[0] != '\0') {
+        ngxc_launcher_instance_adopted(inst, reply);
+        return;
+    }
+
     if (reply == NULL) {
         /*
          * whether the take ran is unknown; if it did, the claim lapses at
@@ -512,6 +536,74 @@ ngxc_launcher_instance_taken(ngxc_launcher_instance_t *inst,
     }
 
     ngxc_launcher_instance_start(inst);
+}
+
+
+/*
+ * A wake of a newer generation for an ID whose process runs here, ready:
+ * the registry lost the record (a Redis restart without persistence, a
+ * flush) or a gateway claimed it anew. The process is alive, so it is
+ * taken under the new generation and announced ready again, rather than a
+ * second one started beside it. No idle step runs meanwhile: it would
+ * find the record moved on and stop the process.
+ */
+
+static void
+ngxc_launcher_instance_adopt(ngxc_launcher_instance_t *inst, const char *gen)
+{
+    char  ms[32];
+
+    snprintf(inst->adopt, sizeof(inst->adopt), "%s", gen);
+    snprintf(ms, sizeof(ms), "%.0f", inst->cls->start_timeout * 1000);
+
+    inst->state = NGXC_LAUNCHER_READYING;
+
+    if (ngxc_launcher_registry_eval(NGXC_LAUNCHER_STEP_TAKE, inst,
+                                    inst->cls->name, inst->id, inst->id_len,
+                                    inst->adopt, ms, NULL)
+        != 0)
+    {
+        inst->adopt[0] = '\0';
+        inst->state = NGXC_LAUNCHER_READY;
+    }
+}
+
+
+static void
+ngxc_launcher_instance_adopted(ngxc_launcher_instance_t *inst,
+    redisReply *reply)
+{
+    char  pid[NGXC_LAUNCHER_GEN_MAX];
+
+    if (reply == NULL || reply->integer != 1 || inst->pid == 0
+        || inst->state != NGXC_LAUNCHER_READYING)
+    {
+        ngxc_launcher_log_step("stale", inst->cls->name, inst->id,
+                               inst->id_len, inst->adopt, "%s", "");
+        inst->adopt[0] = '\0';
+
+        if (inst->state == NGXC_LAUNCHER_READYING) {
+            inst->state = NGXC_LAUNCHER_READY;
+        }
+
+        return;
+    }
+
+    memcpy(inst->gen, inst->adopt, sizeof(inst->gen));
+    inst->adopt[0] = '\0';
+
+    ngxc_launcher_instance_log("adopt", inst, " pid=%d port=%d",
+                               (int) inst->pid, inst->port);
+
+    snprintf(pid, sizeof(pid), "%d", (int) inst->pid);
+
+    if (ngxc_launcher_instance_eval(NGXC_LAUNCHER_STEP_READY, inst,
+                                    inst->addr, pid)
+        != 0)
+    {
+        ngxc_launcher_instance_fail(inst, "out of memory");
+        ngxc_launcher_instance_stop(inst, "out of memory");
+    }
 }
 
 

@@ -489,7 +489,8 @@ ngx_http_container_redis_setup_reply(redisAsyncContext *ac, void *r,
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, ngx_http_container_log, 0,
                       NGX_HTTP_CONTAINER_LOG "registry AUTH, SELECT or "
-                      "CLIENT SETNAME failed: %*s", (size_t) reply->len, reply->str);
+                      "CLIENT SETNAME failed: %*s", (size_t) reply->len,
+                      reply->str);
     }
 }
 

@@ -1,0 +1,68 @@
+# The registry loses its data (a Redis restart without persistence): the
+# instance that runs is taken again, not started a second time. This file
+# empties the test registry, so it runs last.
+use Test::Nginx::Socket 'no_plan';
+
+# what a restart does to a gateway: its connections close, and the data
+# is gone
+sub lose_registry {
+    my $port = $ENV{TEST_NGINX_REDIS_PORT};
+    system("redis-cli -p $port flushall >/dev/null") == 0
+        or die "flushall failed";
+    my @ids = map { /\bid=(\d+)\b.*\bname=ngxc-gateway-/ ? $1 : () }
+              `redis-cli -p $port client list`;
+    system("redis-cli -p $port client kill id $_ >/dev/null") for @ids;
+}
+
+our $HttpConfig = qq{
+    container_registry 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
+
+    upstream containers {
+        container_balancer;
+        keepalive 8;
+    }
+};
+
+our $Config = q{
+    container_wake_timeout 5s;
+
+    location ~ ^/counter/(?<oid>[^/]+)(?<rest>/.*)$ {
+        container counter $oid;
+        rewrite ^ $rest break;
+        proxy_pass http://containers;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        add_header X-Cache $container_cache always;
+    }
+};
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: an instance with a count
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- request eval
+["GET /counter/loss-1/hit", "GET /counter/loss-1/hit"]
+--- response_body eval
+["1\n", "2\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: after the registry lost everything, the same instance answers
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+main::lose_registry();
+sleep 1.5;
+--- request
+GET /counter/loss-1/hit
+--- response_body
+3
+--- response_headers
+X-Cache: cold
+--- timeout: 8
