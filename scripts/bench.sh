@@ -10,7 +10,11 @@
 # container process is involved: the figure is the module's own cost.
 # Rounds alternate plain and gateway; the ratio of the medians is printed.
 #
-#   ROUNDS=5 DURATION=10s CONNECTIONS=50 scripts/bench.sh
+# Then a 1 GiB answer goes through each, and the worker's peak resident
+# memory is sampled during the transfer: it must stay flat, not grow with
+# the size of the answer.
+#
+#   ROUNDS=5 DURATION=10s CONNECTIONS=50 STREAM_MB=1024 scripts/bench.sh
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +22,7 @@ rounds=${ROUNDS:-3}
 duration=${DURATION:-5s}
 connections=${CONNECTIONS:-50}
 redis_port=${BENCH_REDIS_PORT:-6392}
+stream_mb=${STREAM_MB:-1024}
 
 run=$(mktemp -d /tmp/ngxc-bench.XXXXXX)
 chmod 755 "$run"
@@ -72,6 +77,7 @@ http {
         listen 127.0.0.1:18091;
         keepalive_requests 100000;
         location / { return 200 "hello from the backend\n"; }
+        location ~ /big\$ { alias $run/big; }
     }
 
     server {
@@ -91,6 +97,9 @@ http {
     }
 }
 CONF
+
+# a sparse file: the backend sends it from the page cache, cheaply
+truncate -s "${stream_mb}M" "$run/big"
 
 nginx -p "$run" -c "$run/nginx.conf"
 sleep 0.5
@@ -127,6 +136,32 @@ gm=$(printf '%s\n' "${gateway[@]}" | median)
 awk -v p="$pm" -v g="$gm" 'BEGIN {
     printf "median: plain %.0f req/s, gateway %.0f req/s, ratio %.3f\n",
            p, g, g / p }'
+
+# the worker's resident memory, sampled while the answer streams
+stream() {
+    local worker peak rss kb start
+    worker=$(pgrep -P "$(cat "$run/logs/nginx.pid")" | head -n 1)
+    start=$(awk '/^VmRSS/ { print $2 }' "/proc/$worker/status")
+    curl -s -o /dev/null -w '%{size_download} %{time_total}\n' \
+        "http://127.0.0.1:18090/$1/big" >"$run/stream.out" &
+    peak=$start
+    while kill -0 $! 2>/dev/null; do
+        rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$worker/status")
+        [ "$rss" -gt "$peak" ] && peak=$rss
+        sleep 0.05
+    done
+    read -r kb _ <"$run/stream.out"
+    [ "$kb" -eq $((stream_mb * 1048576)) ] || {
+        echo "error: /$1/big sent $kb bytes"; exit 1; }
+    awk -v p="$1" -v s="$start" -v m="$peak" -v t="$(cut -d' ' -f2 \
+        "$run/stream.out")" -v mb="$stream_mb" 'BEGIN {
+        printf "  %-8s %d MiB in %.2f s, worker RSS %d KiB -> peak %d KiB " \
+               "(+%d KiB)\n", p, mb, t, s, m, m - s }'
+}
+
+echo "stream: $stream_mb MiB answer, worker memory during the transfer"
+stream plain
+stream gateway
 
 if grep -q '\[\(error\|crit\|alert\)\]' "$run/logs/error.log"; then
     echo "errors in the gateway's log:"; grep '\[\(error\|crit\|alert\)\]' \
