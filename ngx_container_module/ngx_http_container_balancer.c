@@ -103,6 +103,16 @@ ngx_http_container_get_peer(ngx_peer_connection_t *pc, void *data)
                    NGX_HTTP_CONTAINER_LOG "forward id:\"%V\" addr:\"%V\"",
                    &ctx->id, &ctx->addr);
 
+    /*
+     * a fresh connection unless "keepalive" hands a cached one after this:
+     * ngx_http_upstream_next() gives back the try of a failed cached
+     * connection, and a flag left over from it would make every later
+     * failure look cached too, retrying without end
+     */
+
+    pc->cached = 0;
+    pc->connection = NULL;
+
     pc->sockaddr = &ctx->sockaddr.sockaddr;
     pc->socklen = ctx->socklen;
     pc->name = &ctx->addr;

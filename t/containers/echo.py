@@ -46,6 +46,8 @@ API (every method on every path, unless listed):
   ANY  /status?code=N     answers status N with the echo body
   ANY  /exit[?code=N]     answers the echo body, then the process exits with
                           status N (default EXIT_STATUS or 0)
+  ANY  /crash[?code=N]    the process exits at once with status N, with no
+                          answer at all
 Every response has the headers
   X-Instance-Pid: <pid>
   X-Container-Id: <id, escaped as above>
@@ -254,7 +256,12 @@ class Handler(BaseHTTPRequestHandler):
         body = ("method=%s\npath=%s\nid=%s\npid=%d\nbytes=%d\nsha256=%s\n"
                 "class=%s\ngen=%s\npeer=%d\n" % (
                     self.command, self.path, ID, PID, n, h.hexdigest(),
-                    CLASS, GEN, self.client_address[1])).encode("latin-1", "replace")
+                    CLASS, GEN, self.client_address[1])).encode(
+                        "latin-1", "replace")
+        if url.path == "/crash":
+            # the process dies at once, with no answer: an instance lost
+            # in the middle of a request
+            os._exit(int(q("code", EXIT_STATUS)))
         if url.path == "/exit":
             self.close_connection = True
             exit_status[0] = int(q("code", EXIT_STATUS))
