@@ -29,6 +29,9 @@
 #define NGX_HTTP_CONTAINER_CHANNEL      "ngxc:events"
 
 #define NGX_HTTP_CONTAINER_ID_MAX       512
+
+/* how much of an ID, escaped, an error-log line shows */
+#define NGX_HTTP_CONTAINER_LOG_ID_MAX   128
 #define NGX_HTTP_CONTAINER_CLASS_MAX    64
 
 /* how many IDs one worker remembers before it forgets idle ones */
@@ -101,6 +104,7 @@ typedef struct {
     ngx_str_t                   id;
     char                       *class_z;    /* the same, NUL-terminated */
     char                       *id_z;
+    ngx_str_t                   log_id;     /* escaped for the log */
 
     ngx_http_container_node_state_e  state;
     uint64_t                    gen;        /* newest generation known */

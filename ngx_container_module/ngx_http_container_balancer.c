@@ -101,7 +101,7 @@ ngx_http_container_get_peer(ngx_peer_connection_t *pc, void *data)
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->log, 0,
                    NGX_HTTP_CONTAINER_LOG "forward id:\"%V\" addr:\"%V\"",
-                   &ctx->id, &ctx->addr);
+                   &ctx->node->log_id, &ctx->addr);
 
     /*
      * a fresh connection unless "keepalive" hands a cached one after this:

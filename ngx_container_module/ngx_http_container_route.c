@@ -14,6 +14,8 @@
 static ngx_http_container_node_t *ngx_http_container_node(ngx_str_t *class,
     ngx_str_t *id, ngx_uint_t create, ngx_log_t *log);
 static void ngx_http_container_node_evict(void);
+static u_char *ngx_http_container_escape(u_char *dst, u_char *src,
+    size_t len);
 static ngx_int_t ngx_http_container_node_addr(ngx_http_container_node_t *node,
     ngx_str_t *addr);
 static ngx_int_t ngx_http_container_claim(ngx_http_container_node_t *node,
@@ -130,7 +132,8 @@ ngx_http_container_handler(ngx_http_request_t *r)
 
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        NGX_HTTP_CONTAINER_LOG "resumed id:\"%V\" addr:\"%V\" "
-                       "status:%i", &ctx->id, &ctx->addr, ctx->status);
+                       "status:%i", &ctx->node->log_id, &ctx->addr,
+                       ctx->status);
 
         return ctx->status == NGX_OK ? NGX_DECLINED : ctx->status;
     }
@@ -183,7 +186,7 @@ ngx_http_container_handler(ngx_http_request_t *r)
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        NGX_HTTP_CONTAINER_LOG "hit id:\"%V\" addr:\"%V\"",
-                       &id, &ctx->addr);
+                       &node->log_id, &ctx->addr);
 
         ctx->done = 1;
         return NGX_DECLINED;
@@ -192,7 +195,7 @@ ngx_http_container_handler(ngx_http_request_t *r)
     if (!ngx_http_container_registry_up()) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       NGX_HTTP_CONTAINER_LOG "registry unavailable, class "
-                      "\"%V\" id \"%V\"", &clcf->class, &id);
+                      "\"%V\" id \"%V\"", &clcf->class, &node->log_id);
 
         ngx_http_container_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                 NGX_HTTP_CONTAINER_RETRY_DOWN);
@@ -206,7 +209,8 @@ ngx_http_container_handler(ngx_http_request_t *r)
         if (ngx_http_container_claim(node, clcf->wake_timeout) != NGX_OK) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           NGX_HTTP_CONTAINER_LOG "registry claim not sent, "
-                          "class \"%V\" id \"%V\"", &clcf->class, &id);
+                          "class \"%V\" id \"%V\"", &clcf->class,
+                          &node->log_id);
 
             ngx_http_container_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     NGX_HTTP_CONTAINER_RETRY_DOWN);
@@ -230,7 +234,7 @@ ngx_http_container_handler(ngx_http_request_t *r)
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    NGX_HTTP_CONTAINER_LOG "holding id:\"%V\" state:%d",
-                   &id, node->state);
+                   &node->log_id, node->state);
 
     return NGX_AGAIN;
 }
@@ -251,7 +255,7 @@ ngx_http_container_claim(ngx_http_container_node_t *node,
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
                    NGX_HTTP_CONTAINER_LOG "claim class:\"%V\" id:\"%V\"",
-                   &node->class, &node->id);
+                   &node->class, &node->log_id);
 
     return NGX_OK;
 }
@@ -275,8 +279,8 @@ ngx_http_container_claim_done(ngx_http_container_node_t *node,
     if (error->len) {
         ngx_log_error(NGX_LOG_ERR, ngx_http_container_log, 0,
                       NGX_HTTP_CONTAINER_LOG "registry claim for class "
-                      "\"%V\" id \"%V\" failed: %V", &node->class, &node->id,
-                      error);
+                      "\"%V\" id \"%V\" failed: %V", &node->class,
+                      &node->log_id, error);
 
         ngx_http_container_fail_all(node, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     NULL, NULL);
@@ -297,7 +301,8 @@ ngx_http_container_claim_done(ngx_http_container_node_t *node,
 
     ngx_log_debug5(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
                    NGX_HTTP_CONTAINER_LOG "%V class:\"%V\" id:\"%V\" gen:%i "
-                   "stale:%ui", status, &node->class, &node->id, n, stale);
+                   "stale:%ui", status, &node->class, &node->log_id, n,
+                   stale);
 
     if (status->len == sizeof("ready") - 1
         && ngx_strncmp(status->data, "ready", status->len) == 0)
@@ -365,10 +370,6 @@ ngx_http_container_event(ngx_str_t *class, ngx_str_t *id, uint64_t gen,
 {
     ngx_http_container_node_t  *node;
 
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
-                   NGX_HTTP_CONTAINER_LOG "event class:\"%V\" id:\"%V\" "
-                   "gen:%uL state:%V", class, id, gen, state);
-
     if (id->len == 0 || id->len > NGX_HTTP_CONTAINER_ID_MAX
         || class->len == 0 || class->len > NGX_HTTP_CONTAINER_CLASS_MAX)
     {
@@ -377,7 +378,15 @@ ngx_http_container_event(ngx_str_t *class, ngx_str_t *id, uint64_t gen,
 
     node = ngx_http_container_node(class, id, 0, ngx_http_container_log);
 
-    if (node == NULL || gen < node->gen) {
+    if (node == NULL) {
+        return;
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
+                   NGX_HTTP_CONTAINER_LOG "event class:\"%V\" id:\"%V\" "
+                   "gen:%uL state:%V", class, &node->log_id, gen, state);
+
+    if (gen < node->gen) {
         return;
     }
 
@@ -544,8 +553,21 @@ static void
 ngx_http_container_fail_all(ngx_http_container_node_t *node,
     ngx_int_t status, const char *why, ngx_str_t *reason)
 {
+    u_char                     buf[NGX_HTTP_CONTAINER_LOG_ID_MAX * 4];
+    ngx_str_t                  text;
     ngx_queue_t               *q;
     ngx_http_container_ctx_t  *ctx;
+
+    /* the reason comes from the registry: escaped like an ID */
+
+    text.data = buf;
+    text.len = 0;
+
+    if (reason) {
+        text.len = ngx_http_container_escape(buf, reason->data,
+                       ngx_min(reason->len, NGX_HTTP_CONTAINER_LOG_ID_MAX))
+                   - buf;
+    }
 
     while (!ngx_queue_empty(&node->waiters)) {
         q = ngx_queue_head(&node->waiters);
@@ -557,13 +579,13 @@ ngx_http_container_fail_all(ngx_http_container_node_t *node,
         if (why && reason && reason->len) {
             ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
                           NGX_HTTP_CONTAINER_LOG "%s, class \"%V\" id "
-                          "\"%V\": \"%V\"", why, &node->class, &node->id,
-                          reason);
+                          "\"%V\": \"%*s\"", why, &node->class,
+                          &node->log_id, text.len, text.data);
 
         } else if (why) {
             ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
                           NGX_HTTP_CONTAINER_LOG "%s, class \"%V\" id "
-                          "\"%V\"", why, &node->class, &node->id);
+                          "\"%V\"", why, &node->class, &node->log_id);
         }
 
         ngx_http_container_fail(ctx, status,
@@ -661,7 +683,7 @@ ngx_http_container_timeout_handler(ngx_event_t *ev)
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                   NGX_HTTP_CONTAINER_LOG "wake timed out after %Mms, class "
                   "\"%V\" id \"%V\"", clcf->wake_timeout, &clcf->class,
-                  &ctx->id);
+                  &ctx->node->log_id);
 
     if (ctx->queued) {
         ngx_queue_remove(&ctx->queue);
@@ -761,7 +783,9 @@ ngx_http_container_node(ngx_str_t *class, ngx_str_t *id, ngx_uint_t create,
     }
 
     len = sizeof(ngx_http_container_node_t) + key.len + class->len + 1
-          + id->len + 1;
+          + id->len + 1
+          + ngx_min(id->len, NGX_HTTP_CONTAINER_LOG_ID_MAX) * 4
+          + sizeof("...") - 1;
 
     node = ngx_alloc(len, log);
     if (node == NULL) {
@@ -789,7 +813,18 @@ ngx_http_container_node(ngx_str_t *class, ngx_str_t *id, ngx_uint_t create,
 
     node->id_z = (char *) p;
     p = ngx_cpymem(p, id->data, id->len);
-    *p = '\0';
+    *p++ = '\0';
+
+    node->log_id.data = p;
+    p = ngx_http_container_escape(p, id->data,
+                                  ngx_min(id->len,
+                                          NGX_HTTP_CONTAINER_LOG_ID_MAX));
+
+    if (id->len > NGX_HTTP_CONTAINER_LOG_ID_MAX) {
+        p = ngx_cpymem(p, "...", sizeof("...") - 1);
+    }
+
+    node->log_id.len = p - node->log_id.data;
 
     ngx_queue_init(&node->waiters);
     ngx_queue_insert_head(&ngx_http_container_lru, &node->lru);
@@ -839,6 +874,8 @@ static ngx_int_t
 ngx_http_container_node_addr(ngx_http_container_node_t *node,
     ngx_str_t *addr)
 {
+    u_char      buf[64 * 4];
+    size_t      len;
     ngx_int_t   rc;
     ngx_addr_t  a;
 
@@ -877,11 +914,43 @@ ngx_http_container_node_addr(ngx_http_container_node_t *node,
 
 invalid:
 
+    len = ngx_http_container_escape(buf, addr->data, ngx_min(addr->len, 64))
+          - buf;
+
     ngx_log_error(NGX_LOG_ERR, ngx_http_container_log, 0,
                   NGX_HTTP_CONTAINER_LOG "invalid address \"%*s\" in the "
-                  "registry for class \"%V\" id \"%V\"",
-                  ngx_min(addr->len, 64), addr->data, &node->class,
-                  &node->id);
+                  "registry for class \"%V\" id \"%V\"", len, buf,
+                  &node->class, &node->log_id);
 
     return NGX_ERROR;
+}
+
+
+/*
+ * Any bytes may come in an ID, and in what the registry says: a CR LF in
+ * an error-log line would start a forged one. Quotes, backslashes and
+ * bytes outside printable ASCII are written as \xHH; dst has room for
+ * four bytes for each of src.
+ */
+
+static u_char *
+ngx_http_container_escape(u_char *dst, u_char *src, size_t len)
+{
+    static u_char  hex[] = "0123456789abcdef";
+
+    while (len--) {
+        if (*src < 0x20 || *src >= 0x7f || *src == '"' || *src == '\\') {
+            *dst++ = '\\';
+            *dst++ = 'x';
+            *dst++ = hex[*src >> 4];
+            *dst++ = hex[*src & 0xf];
+
+        } else {
+            *dst++ = *src;
+        }
+
+        src++;
+    }
+
+    return dst;
 }

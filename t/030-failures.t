@@ -136,3 +136,17 @@ GET /single/fail-max-1/y
 --- error_code: 200
 --- no_error_log
 [error]
+
+
+
+=== TEST 9: an ID cannot forge error-log lines
+--- log_level: error
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- request
+GET /nosuch/x%0D%0AFORGED%20line%22/x
+--- error_code: 503
+--- error_log
+container: wake timed out after 1000ms, class "nosuch" id "x\x0d\x0aFORGED line\x22"
+--- no_error_log eval
+qr/^FORGED/
