@@ -28,6 +28,10 @@ ngx_http_container_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
 
+    if (uscf->peer.init_upstream == ngx_http_container_init_upstream) {
+        return "is duplicate";
+    }
+
     if (uscf->peer.init_upstream) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"container_balancer\" must come before "
@@ -60,6 +64,21 @@ static ngx_int_t
 ngx_http_container_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us)
 {
+    ngx_http_upstream_server_t  *server;
+
+    /* the placeholder is the first; a "server" of the user's is not used */
+
+    server = us->servers->elts;
+
+    if (us->servers->nelts > 1 || server[0].naddrs != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "upstream \"%V\" in %s:%ui has \"container_balancer\" "
+                      "and a \"server\": its peers are the instances, "
+                      "remove the \"server\"", &us->host, us->file_name,
+                      us->line);
+        return NGX_ERROR;
+    }
+
     us->peer.init = ngx_http_container_init_peer;
 
     return NGX_OK;

@@ -18,6 +18,8 @@ static char *ngx_http_container_registry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_container(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_container_positive(ngx_conf_t *cf, void *post,
+    void *data);
 static ngx_int_t ngx_http_container_init_process(ngx_cycle_t *cycle);
 static void ngx_http_container_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_container_variable(ngx_http_request_t *r,
@@ -30,6 +32,10 @@ typedef enum {
     NGX_HTTP_CONTAINER_VAR_ADDR,
     NGX_HTTP_CONTAINER_VAR_CACHE
 } ngx_http_container_var_e;
+
+
+static ngx_conf_post_handler_pt  ngx_http_container_positive_p =
+    ngx_http_container_positive;
 
 
 static ngx_command_t  ngx_http_container_commands[] = {
@@ -53,7 +59,7 @@ static ngx_command_t  ngx_http_container_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_container_loc_conf_t, wake_timeout),
-      NULL },
+      &ngx_http_container_positive_p },
 
     { ngx_string("container_balancer"),
       NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
@@ -461,6 +467,21 @@ ngx_http_container(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (cmcf->used_file.len == 0) {
         cmcf->used_file = cf->conf_file->file.name;
         cmcf->used_line = cf->conf_file->line;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a wake timeout of 0 would fail every cold request at once */
+
+static char *
+ngx_http_container_positive(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *ms = data;
+
+    if (*ms == 0) {
+        return "must be more than 0";
     }
 
     return NGX_CONF_OK;

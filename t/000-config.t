@@ -178,3 +178,53 @@ up
 --- no_error_log
 [error]
 [emerg]
+
+
+
+=== TEST 13: a wake timeout of 0
+--- http_config
+    container_registry 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location /c/ {
+        container echo $uri;
+        container_wake_timeout 0;
+    }
+--- request
+GET /c/x
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"container_wake_timeout" directive must be more than 0 in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 14: "container_balancer" twice
+--- http_config
+    container_registry 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    upstream containers {
+        container_balancer;
+        container_balancer;
+    }
+--- config
+    location /t { return 200; }
+--- request
+GET /t
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"container_balancer" directive is duplicate in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 15: "container_balancer" with a "server" that would be ignored
+--- http_config
+    container_registry 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    upstream containers {
+        container_balancer;
+        server 127.0.0.1:8080;
+    }
+--- config
+    location /t { return 200; }
+--- request
+GET /t
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*upstream "containers" in \S+nginx\.conf:\d+ has "container_balancer" and a "server": its peers are the instances, remove the "server"/
