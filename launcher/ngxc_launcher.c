@@ -165,6 +165,8 @@ main(int argc, char **argv)
         }
     }
 
+    ngxc_launcher_reconcile();
+
     ngxc_launcher_give_up_timer = evtimer_new(cycle->base,
                                               ngxc_launcher_give_up, NULL);
 

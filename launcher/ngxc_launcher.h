@@ -36,6 +36,12 @@
 
 #define NGXC_LAUNCHER_GEN_MAX       24
 
+/* a class name's length, as the module allows it */
+#define NGXC_LAUNCHER_CLASS_MAX     64
+
+/* the instance records: ngxc:inst:{<class>:<id>} */
+#define NGXC_LAUNCHER_INST_PREFIX   "ngxc:inst:{"
+
 
 typedef struct ngxc_launcher_instance_s  ngxc_launcher_instance_t;
 
@@ -176,6 +182,9 @@ void ngxc_launcher_registry_cleanup(void);
 int ngxc_launcher_registry_eval(ngxc_launcher_step_e step,
     ngxc_launcher_instance_t *inst, const char *cls, const u_char *id,
     size_t id_len, const char *gen, const char *arg, const char *arg2);
+
+/* ngxc_launcher_reconcile.c */
+void ngxc_launcher_reconcile(void);
 
 /* ngxc_launcher_instance.c */
 int ngxc_launcher_instance_init(void);

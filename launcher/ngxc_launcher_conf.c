@@ -288,9 +288,9 @@ ngxc_launcher_conf_class_load(ngxc_launcher_conf_t *conf,
      * share a record, and braces would move the Cluster hash tag
      */
 
-    if (name[0] == '\0' || strlen(name) > 128) {
+    if (name[0] == '\0' || strlen(name) > NGXC_LAUNCHER_CLASS_MAX) {
         ngxc_launcher_conf_error(conf, cls,
-                                 "name must have 1 to 128 characters");
+                                 "name must have 1 to 64 characters");
         return -1;
     }
 

@@ -27,7 +27,6 @@
 /* error replies to a ready, fail or exit before it is given up */
 #define NGXC_LAUNCHER_CALL_TRIES       5
 
-#define NGXC_LAUNCHER_INST_PREFIX      "ngxc:inst:{"
 #define NGXC_LAUNCHER_WAKE_PREFIX      "ngxc:{wake}:"
 
 

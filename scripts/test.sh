@@ -24,6 +24,10 @@ launcher_pid=
 
 stop() {
     status=$?
+    # launchers that tests started themselves (t/097-launcher-restart.t)
+    for f in "$run"/*.orphan.pid; do
+        [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+    done
     if [ -n "$launcher_pid" ] && kill -0 "$launcher_pid" 2>/dev/null; then
         kill -TERM "$launcher_pid"
         for _ in $(seq 1 100); do

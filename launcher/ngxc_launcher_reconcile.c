@@ -1,0 +1,261 @@
+
+/*
+ * At start, before the first wake is taken: records left live ("starting",
+ * "ready", "stopping") by an earlier launcher of this host that is gone
+ * (killed, crashed) are recorded as stopped. Their processes died with it
+ * (PR_SET_PDEATHSIG), and a record left "ready" would send its ID to a
+ * port this launcher may now give to another ID.
+ *
+ * Owners are told apart by the default name, "<hostname>:<pid>": a pid of
+ * this host that no longer runs is gone. Records of launchers named with
+ * -n are left alone. This runs once, with hiredis's blocking API, before
+ * the event loop starts: nothing else waits on the launcher then.
+ */
+
+
+#include "ngxc_launcher.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+
+static int ngxc_launcher_reconcile_key(redisContext *ctx, const char *key,
+    size_t key_len, const char *host);
+static int ngxc_launcher_owner_gone(const char *owner, const char *host);
+static int ngxc_launcher_zombie(long pid);
+
+
+void
+ngxc_launcher_reconcile(void)
+{
+    char                    host[256], cursor[32];
+    size_t                  i;
+    redisReply             *reply, *keys;
+    redisContext           *ctx;
+    struct timeval          tv;
+    unsigned                n, rounds;
+    ngxc_launcher_cycle_t  *cycle;
+
+    cycle = &ngxc_launcher_cycle;
+
+    if (gethostname(host, sizeof(host)) != 0) {
+        return;
+    }
+
+    host[sizeof(host) - 1] = '\0';
+
+    tv.tv_sec = 2;
+    tv.tv_usec = 0;
+
+    ctx = cycle->redis_unix != NULL
+          ? redisConnectUnixWithTimeout(cycle->redis_unix, tv)
+          : redisConnectWithTimeout(cycle->redis_host, cycle->redis_port, tv);
+
+    if (ctx == NULL || ctx->err) {
+        ngxc_launcher_log("reconcile skipped: %s",
+                          ctx ? ctx->errstr : "out of memory");
+        goto done;
+    }
+
+    (void) redisSetTimeout(ctx, tv);
+
+    if (cycle->redis_password != NULL) {
+        reply = redisCommand(ctx, "AUTH %s", cycle->redis_password);
+        freeReplyObject(reply);
+    }
+
+    if (cycle->redis_db >= 0) {
+        reply = redisCommand(ctx, "SELECT %d", cycle->redis_db);
+        freeReplyObject(reply);
+    }
+
+    strcpy(cursor, "0");
+    n = 0;
+
+    /* a bound on the rounds, so a registry that grows without end stops it */
+
+    for (rounds = 0; rounds < 100000; rounds++) {
+        reply = redisCommand(ctx, "SCAN %s MATCH %s* COUNT 1000", cursor,
+                             NGXC_LAUNCHER_INST_PREFIX);
+
+        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+            || reply->elements != 2
+            || reply->element[0]->type != REDIS_REPLY_STRING
+            || reply->element[1]->type != REDIS_REPLY_ARRAY)
+        {
+            ngxc_launcher_log("reconcile stopped: %s",
+                              ctx->err ? ctx->errstr : "unexpected reply");
+            freeReplyObject(reply);
+            goto done;
+        }
+
+        snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
+        keys = reply->element[1];
+
+        for (i = 0; i < keys->elements; i++) {
+            if (keys->element[i]->type == REDIS_REPLY_STRING) {
+                n += ngxc_launcher_reconcile_key(ctx, keys->element[i]->str,
+                                                 keys->element[i]->len,
+                                                 host);
+            }
+        }
+
+        freeReplyObject(reply);
+
+        if (strcmp(cursor, "0") == 0) {
+            break;
+        }
+    }
+
+    ngxc_launcher_log("reconcile done: %u record(s) of gone launchers "
+                      "stopped", n);
+
+done:
+
+    if (ctx != NULL) {
+        redisFree(ctx);
+    }
+}
+
+
+/* returns 1 when the record was one of a gone launcher's, now stopped */
+
+static int
+ngxc_launcher_reconcile_key(redisContext *ctx, const char *key,
+    size_t key_len, const char *host)
+{
+    int          rc;
+    char         reason[300], cls[NGXC_LAUNCHER_CLASS_MAX + 1];
+    size_t       prefix, cls_len, id_len;
+    const char  *id, *colon;
+    redisReply  *r, *e, *state, *gen, *owner;
+
+    r = redisCommand(ctx, "HMGET %b state gen owner", key, key_len);
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        freeReplyObject(r);
+        return 0;
+    }
+
+    state = r->element[0];
+    gen = r->element[1];
+    owner = r->element[2];
+
+    if (state->type != REDIS_REPLY_STRING || gen->type != REDIS_REPLY_STRING
+        || owner->type != REDIS_REPLY_STRING
+        || (strcmp(state->str, "starting") != 0
+            && strcmp(state->str, "ready") != 0
+            && strcmp(state->str, "stopping") != 0)
+        || !ngxc_launcher_owner_gone(owner->str, host))
+    {
+        freeReplyObject(r);
+        return 0;
+    }
+
+    /* ngxc:inst:{<class>:<id>}: the class has no ':' */
+
+    prefix = sizeof(NGXC_LAUNCHER_INST_PREFIX) - 1;
+    colon = memchr(key + prefix, ':', key_len - prefix);
+
+    if (colon == NULL || key[key_len - 1] != '}'
+        || (size_t) (colon - key - prefix) > NGXC_LAUNCHER_CLASS_MAX)
+    {
+        freeReplyObject(r);
+        return 0;
+    }
+
+    cls_len = colon - key - prefix;
+    memcpy(cls, key + prefix, cls_len);
+    cls[cls_len] = '\0';
+
+    id = colon + 1;
+    id_len = key + key_len - 1 - id;
+
+    snprintf(reason, sizeof(reason), "launcher %s gone", owner->str);
+
+    ngxc_launcher_log_step("reconcile", cls, (const u_char *) id, id_len,
+                           gen->str, " owner=%s", owner->str);
+
+    /* the exit step, in the name of the gone owner; it publishes "stopped" */
+
+    e = redisCommand(ctx, "EVAL %s 1 %b %s %s %s %b %s",
+                     ngxc_launcher_scripts[NGXC_LAUNCHER_STEP_EXIT],
+                     key, key_len, gen->str, owner->str, cls, id, id_len,
+                     reason);
+
+    rc = (e != NULL && e->type == REDIS_REPLY_INTEGER && e->integer == 1);
+
+    freeReplyObject(e);
+    freeReplyObject(r);
+
+    return rc;
+}
+
+
+/* "<host>:<pid>" of this host, and that pid no longer runs */
+
+static int
+ngxc_launcher_owner_gone(const char *owner, const char *host)
+{
+    long         pid;
+    char        *end;
+    size_t       len;
+    const char  *p;
+
+    len = strlen(host);
+
+    if (strncmp(owner, host, len) != 0 || owner[len] != ':') {
+        return 0;
+    }
+
+    p = owner + len + 1;
+    errno = 0;
+    pid = strtol(p, &end, 10);
+
+    if (errno != 0 || end == p || *end != '\0' || pid <= 0
+        || pid == (long) getpid())
+    {
+        return 0;
+    }
+
+    if (kill((pid_t) pid, 0) == -1) {
+        return errno == ESRCH;
+    }
+
+    /* a zombie that nobody reaped yet is gone too */
+
+    return ngxc_launcher_zombie(pid);
+}
+
+
+static int
+ngxc_launcher_zombie(long pid)
+{
+    int    zombie;
+    char   path[64], line[128];
+    FILE  *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+
+    zombie = 0;
+
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "State:", 6) == 0) {
+            zombie = (strchr(line, 'Z') != NULL);
+            break;
+        }
+    }
+
+    fclose(f);
+
+    return zombie;
+}
