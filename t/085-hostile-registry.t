@@ -1,10 +1,7 @@
 # Registry data that is wrong or hostile: a clear error, never a crash
 use Test::Nginx::Socket 'no_plan';
-
-sub redis {
-    my $port = $ENV{TEST_NGINX_REDIS_PORT};
-    system('redis-cli', '-p', $port, @_) == 0 or die "redis-cli @_ failed";
-}
+use lib 't/tools';
+use NgxcRegistry;
 
 our $HttpConfig = qq{
     container_registry 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
@@ -34,7 +31,7 @@ __DATA__
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
-main::redis(qw(hset ngxc:inst:{echo:hostile-1} state ready gen 7 addr not-an-address));
+NgxcRegistry::redis(qw(hset ngxc:inst:{echo:hostile-1} state ready gen 7 addr not-an-address));
 --- request
 GET /echo/hostile-1/x
 --- error_code: 502
@@ -47,7 +44,7 @@ container: invalid address "not-an-address" in the registry for class "echo" id 
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
-main::redis(qw(hset ngxc:inst:{echo:hostile-2} state ready gen 7 addr 127.0.0.1:0));
+NgxcRegistry::redis(qw(hset ngxc:inst:{echo:hostile-2} state ready gen 7 addr 127.0.0.1:0));
 --- request
 GET /echo/hostile-2/x
 --- error_code: 502
@@ -60,7 +57,7 @@ container: invalid address "127.0.0.1:0" in the registry for class "echo" id "ho
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
-main::redis('hset', 'ngxc:inst:{echo:hostile-3}', 'state', 'ready', 'gen', 7,
+NgxcRegistry::redis('hset', 'ngxc:inst:{echo:hostile-3}', 'state', 'ready', 'gen', 7,
             'addr', '1' x 5000);
 --- request
 GET /echo/hostile-3/x
@@ -74,7 +71,7 @@ qr/container: invalid address "1{64}" in the registry for class "echo" id "hosti
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
-main::redis(qw(set ngxc:inst:{echo:hostile-4} surprise));
+NgxcRegistry::redis(qw(set ngxc:inst:{echo:hostile-4} surprise));
 --- request
 GET /echo/hostile-4/x
 --- error_code: 503
@@ -87,7 +84,8 @@ qr/container: registry claim for class "echo" id "hostile-4" failed: .*WRONGTYPE
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
-main::redis(qw(publish ngxc:events), $_) for
+NgxcRegistry::wait_for_gateway();
+NgxcRegistry::redis(qw(publish ngxc:events), $_) for
     'not json', '{"class":1}', '{"class":"echo","id":"hostile-5","gen":"x","state":"ready"}',
     '{"class":"echo","id":"hostile-5","gen":1,"state":"ready","addr":"junk"}',
     '{"class":"echo","id":"' . ('z' x 100000) . '","gen":1,"state":"ready"}', '[]', '{}';

@@ -1,15 +1,7 @@
 # The registry connections come back by themselves
 use Test::Nginx::Socket 'no_plan';
-
-# close the gateway's own registry connections (named ngxc-gateway-...)
-# from Redis's side, then give the worker time to reconnect
-sub kill_gateway_connections {
-    my $port = $ENV{TEST_NGINX_REDIS_PORT};
-    my @ids = map { /\bid=(\d+)\b.*\bname=ngxc-gateway-/ ? $1 : () }
-              `redis-cli -p $port client list`;
-    die "no gateway connection to kill" unless @ids;
-    system("redis-cli -p $port client kill id $_ >/dev/null") for @ids;
-}
+use lib 't/tools';
+use NgxcRegistry;
 
 our $HttpConfig = qq{
     container_registry 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
@@ -37,7 +29,7 @@ __DATA__
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
-main::kill_gateway_connections();
+NgxcRegistry::kill_gateway_connections();
 sleep 1.5;
 --- request
 GET /echo/reconnect-1/x

@@ -2,17 +2,8 @@
 # instance that runs is taken again, not started a second time. This file
 # empties the test registry, so it runs last.
 use Test::Nginx::Socket 'no_plan';
-
-# what a restart does to a gateway: its connections close, and the data
-# is gone
-sub lose_registry {
-    my $port = $ENV{TEST_NGINX_REDIS_PORT};
-    system("redis-cli -p $port flushall >/dev/null") == 0
-        or die "flushall failed";
-    my @ids = map { /\bid=(\d+)\b.*\bname=ngxc-gateway-/ ? $1 : () }
-              `redis-cli -p $port client list`;
-    system("redis-cli -p $port client kill id $_ >/dev/null") for @ids;
-}
+use lib 't/tools';
+use NgxcRegistry;
 
 our $HttpConfig = qq{
     container_registry 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
@@ -57,7 +48,7 @@ __DATA__
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
-main::lose_registry();
+NgxcRegistry::lose_registry();
 sleep 1.5;
 --- request
 GET /counter/loss-1/hit
