@@ -18,7 +18,8 @@
 typedef struct {
     redisAsyncContext          *ac;
     ngx_connection_t           *conn;
-    ngx_event_t                 timer;      /* connect timeout, reconnect */
+    ngx_event_t                 timer;      /* connect, reply, reconnect */
+    ngx_uint_t                  waiting;    /* replies awaited */
     ngx_str_t                   name;       /* "command", "subscriber" */
     unsigned                    subscriber:1;
     unsigned                    connected:1;
@@ -31,6 +32,8 @@ static ngx_int_t ngx_http_container_redis_connect(
 static void ngx_http_container_redis_lost(ngx_http_container_redis_t *rd,
     const char *why);
 static void ngx_http_container_redis_timer(ngx_event_t *ev);
+static void ngx_http_container_redis_sent(ngx_http_container_redis_t *rd);
+static void ngx_http_container_redis_replied(ngx_http_container_redis_t *rd);
 static void ngx_http_container_redis_connected(const redisAsyncContext *ac,
     int status);
 static void ngx_http_container_redis_disconnected(
@@ -96,11 +99,11 @@ static ngx_http_container_registry_conf_t  *ngx_http_container_rcf;
 static ngx_log_t                           *ngx_http_container_log;
 
 static ngx_http_container_redis_t  ngx_http_container_cmd = {
-    NULL, NULL, { 0 }, ngx_string("command"), 0, 0, 0
+    NULL, NULL, { 0 }, 0, ngx_string("command"), 0, 0, 0
 };
 
 static ngx_http_container_redis_t  ngx_http_container_sub = {
-    NULL, NULL, { 0 }, ngx_string("subscriber"), 1, 0, 0
+    NULL, NULL, { 0 }, 0, ngx_string("subscriber"), 1, 0, 0
 };
 
 
@@ -133,8 +136,9 @@ ngx_http_container_registry_init(ngx_cycle_t *cycle,
 void
 ngx_http_container_registry_exit(void)
 {
-    ngx_http_container_redis_t  *rd;
     ngx_uint_t                   i;
+    redisAsyncContext           *ac;
+    ngx_http_container_redis_t  *rd;
 
     for (i = 0; i < 2; i++) {
         rd = i ? &ngx_http_container_sub : &ngx_http_container_cmd;
@@ -145,9 +149,10 @@ ngx_http_container_registry_exit(void)
 
         if (rd->ac) {
             /* the callbacks still pending see a NULL reply */
-            rd->ac->data = NULL;
-            redisAsyncFree(rd->ac);
+            ac = rd->ac;
             rd->ac = NULL;
+            ac->data = NULL;
+            redisAsyncFree(ac);
         }
     }
 }
@@ -284,6 +289,7 @@ ngx_http_container_redis_lost(ngx_http_container_redis_t *rd,
     ac = rd->ac;
     rd->ac = NULL;
     rd->connected = 0;
+    rd->waiting = 0;
 
     if (rd->subscribed) {
         rd->subscribed = 0;
@@ -315,6 +321,51 @@ ngx_http_container_redis_timer(ngx_event_t *ev)
 
     if (!rd->connected) {
         ngx_http_container_redis_lost(rd, "connect timed out");
+        return;
+    }
+
+    if (rd->waiting) {
+        ngx_http_container_redis_lost(rd, "no reply in time");
+    }
+}
+
+
+/*
+ * The reply watchdog: a Redis that hangs, rather than refusing, would hold
+ * every claim until the wake timeout. While replies are awaited on a
+ * connected command connection, each must come within connect_timeout of
+ * the one before; else the connection is given up, the held requests get
+ * 503, and a new one is made.
+ */
+
+static void
+ngx_http_container_redis_sent(ngx_http_container_redis_t *rd)
+{
+    if (rd->waiting++ == 0 && rd->connected && !rd->timer.timer_set) {
+        ngx_add_timer(&rd->timer, ngx_http_container_rcf->connect_timeout);
+    }
+}
+
+
+static void
+ngx_http_container_redis_replied(ngx_http_container_redis_t *rd)
+{
+    if (rd->waiting == 0 || rd->ac == NULL) {
+        /* a NULL reply of a connection given up already */
+        return;
+    }
+
+    rd->waiting--;
+
+    if (rd->connected) {
+        if (rd->timer.timer_set) {
+            ngx_del_timer(&rd->timer);
+        }
+
+        if (rd->waiting) {
+            ngx_add_timer(&rd->timer,
+                          ngx_http_container_rcf->connect_timeout);
+        }
     }
 }
 
@@ -350,6 +401,10 @@ ngx_http_container_redis_connected(const redisAsyncContext *ac, int status)
 
     if (rd->timer.timer_set) {
         ngx_del_timer(&rd->timer);
+    }
+
+    if (rd->waiting) {
+        ngx_add_timer(&rd->timer, ngx_http_container_rcf->connect_timeout);
     }
 
     ngx_log_error(NGX_LOG_INFO, ngx_http_container_log, 0,
@@ -528,6 +583,8 @@ ngx_http_container_registry_claim(ngx_http_container_node_t *node,
         return NGX_ERROR;
     }
 
+    ngx_http_container_redis_sent(&ngx_http_container_cmd);
+
     return NGX_OK;
 }
 
@@ -544,6 +601,8 @@ ngx_http_container_claim_reply(redisAsyncContext *ac, void *r, void *data)
     ngx_str_null(&gen);
     ngx_str_null(&addr);
     ngx_str_null(&error);
+
+    ngx_http_container_redis_replied(&ngx_http_container_cmd);
 
     if (reply == NULL) {
         ngx_str_set(&error, "connection lost");
@@ -645,6 +704,10 @@ ngx_http_container_wake(redisAsyncContext *ac,
     rc = redisAsyncCommandArgv(ac, ngx_http_container_wake_reply, NULL, 3,
                                argv, argvlen);
 
+    if (rc == REDIS_OK) {
+        ngx_http_container_redis_sent(&ngx_http_container_cmd);
+    }
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
                    NGX_HTTP_CONTAINER_LOG "wake asked: %*s",
                    argvlen[2], text);
@@ -665,6 +728,8 @@ static void
 ngx_http_container_wake_reply(redisAsyncContext *ac, void *r, void *data)
 {
     redisReply  *reply = r;
+
+    ngx_http_container_redis_replied(&ngx_http_container_cmd);
 
     /*
      * a wake request that is lost leaves the record "waking" until its

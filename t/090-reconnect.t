@@ -43,3 +43,40 @@ X-Cache: cold
 [qr/container: registry command connection to "127\.0\.0\.1:\d+" lost: /,
  qr/container: registry subscriber connection to "127\.0\.0\.1:\d+" lost: /]
 --- timeout: 5
+
+
+
+=== TEST 2: Redis hangs (CLIENT PAUSE): 503 after connect_timeout, not the wake timeout
+--- http_config
+    container_registry 127.0.0.1:$TEST_NGINX_REDIS_PORT connect_timeout=500ms;
+    upstream containers {
+        container_balancer;
+    }
+--- config eval: $::Config
+--- init
+NgxcRegistry::wait_for_gateway();
+NgxcRegistry::redis(qw(client pause 2000 all));
+--- request
+GET /echo/reconnect-2/x
+--- error_code: 503
+--- error_log eval
+[qr/container: registry command connection to "127\.0\.0\.1:\d+" lost: no reply in time/,
+ qr/container: registry claim for class "echo" id "reconnect-2" failed: connection lost/]
+--- timeout: 1.5
+
+
+
+=== TEST 3: once Redis answers again, so does the gateway
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+sleep 2;
+--- request
+GET /echo/reconnect-2/y
+--- response_body_like
+^method=GET
+path=/y
+id=reconnect-2
+--- no_error_log
+[error]
+--- timeout: 5
