@@ -79,6 +79,16 @@ ngx_http_container_init_upstream(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
+    /* "zone" shares round-robin peers between workers: there are none */
+
+    if (us->shm_zone) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "upstream \"%V\" in %s:%ui has \"container_balancer\" "
+                      "and a \"zone\", which it cannot use: remove the "
+                      "\"zone\"", &us->host, us->file_name, us->line);
+        return NGX_ERROR;
+    }
+
     us->peer.init = ngx_http_container_init_peer;
 
     return NGX_OK;

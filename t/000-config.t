@@ -228,3 +228,20 @@ GET /t
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*upstream "containers" in \S+nginx\.conf:\d+ has "container_balancer" and a "server": its peers are the instances, remove the "server"/
+
+
+
+=== TEST 16: "container_balancer" with a "zone", which nginx would crash on
+--- http_config
+    container_registry 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    upstream containers {
+        container_balancer;
+        zone containers 64k;
+    }
+--- config
+    location /t { return 200; }
+--- request
+GET /t
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*upstream "containers" in \S+nginx\.conf:\d+ has "container_balancer" and a "zone", which it cannot use: remove the "zone"/
