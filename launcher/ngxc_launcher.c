@@ -149,6 +149,15 @@ main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
 
+    /*
+     * before any signal is caught: a SIGTERM while the registry does not
+     * answer ends the launcher at once, and no instance runs yet
+     */
+
+    while (ngxc_launcher_reconcile() != 0) {
+        sleep(1);
+    }
+
     cycle->base = event_base_new();
     if (cycle->base == NULL) {
         fprintf(stderr, NGXC_LAUNCHER_NAME ": event_base_new() failed\n");
@@ -164,8 +173,6 @@ main(int argc, char **argv)
             return 1;
         }
     }
-
-    ngxc_launcher_reconcile();
 
     ngxc_launcher_give_up_timer = evtimer_new(cycle->base,
                                               ngxc_launcher_give_up, NULL);

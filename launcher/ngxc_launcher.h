@@ -184,7 +184,7 @@ int ngxc_launcher_registry_eval(ngxc_launcher_step_e step,
     size_t id_len, const char *gen, const char *arg, const char *arg2);
 
 /* ngxc_launcher_reconcile.c */
-void ngxc_launcher_reconcile(void);
+int ngxc_launcher_reconcile(void);
 
 /* ngxc_launcher_instance.c */
 int ngxc_launcher_instance_init(void);

@@ -7,9 +7,10 @@
  * port this launcher may now give to another ID.
  *
  * Owners are told apart by the default name, "<hostname>:<pid>": a pid of
- * this host that no longer runs is gone. Records of launchers named with
- * -n are left alone. This runs once, with hiredis's blocking API, before
- * the event loop starts: nothing else waits on the launcher then.
+ * this host that no longer runs, or now runs another program, is gone.
+ * Records of launchers named with -n are left alone. This runs with
+ * hiredis's blocking API before the event loop starts, again every second
+ * until the registry answers: no wake is taken before it is done.
  */
 
 
@@ -27,11 +28,15 @@ static int ngxc_launcher_reconcile_key(redisContext *ctx, const char *key,
     size_t key_len, const char *host);
 static int ngxc_launcher_owner_gone(const char *owner, const char *host);
 static int ngxc_launcher_zombie(long pid);
+static int ngxc_launcher_other_program(long pid);
+static int ngxc_launcher_read_line(const char *path, char *buf,
+    size_t size);
 
 
-void
+int
 ngxc_launcher_reconcile(void)
 {
+    int                     rc;
     char                    host[256], cursor[32];
     size_t                  i;
     redisReply             *reply, *keys;
@@ -43,7 +48,7 @@ ngxc_launcher_reconcile(void)
     cycle = &ngxc_launcher_cycle;
 
     if (gethostname(host, sizeof(host)) != 0) {
-        return;
+        return 0;
     }
 
     host[sizeof(host) - 1] = '\0';
@@ -55,8 +60,10 @@ ngxc_launcher_reconcile(void)
           ? redisConnectUnixWithTimeout(cycle->redis_unix, tv)
           : redisConnectWithTimeout(cycle->redis_host, cycle->redis_port, tv);
 
+    rc = -1;
+
     if (ctx == NULL || ctx->err) {
-        ngxc_launcher_log("reconcile skipped: %s",
+        ngxc_launcher_log("reconcile waits for the registry: %s",
                           ctx ? ctx->errstr : "out of memory");
         goto done;
     }
@@ -87,7 +94,7 @@ ngxc_launcher_reconcile(void)
             || reply->element[0]->type != REDIS_REPLY_STRING
             || reply->element[1]->type != REDIS_REPLY_ARRAY)
         {
-            ngxc_launcher_log("reconcile stopped: %s",
+            ngxc_launcher_log("reconcile waits for the registry: %s",
                               ctx->err ? ctx->errstr : "unexpected reply");
             freeReplyObject(reply);
             goto done;
@@ -114,11 +121,15 @@ ngxc_launcher_reconcile(void)
     ngxc_launcher_log("reconcile done: %u record(s) of gone launchers "
                       "stopped", n);
 
+    rc = 0;
+
 done:
 
     if (ctx != NULL) {
         redisFree(ctx);
     }
+
+    return rc;
 }
 
 
@@ -226,9 +237,51 @@ ngxc_launcher_owner_gone(const char *owner, const char *host)
         return errno == ESRCH;
     }
 
-    /* a zombie that nobody reaped yet is gone too */
+    /* a zombie that nobody reaped yet is gone too, and so is a pid reused */
 
-    return ngxc_launcher_zombie(pid);
+    return ngxc_launcher_zombie(pid) || ngxc_launcher_other_program(pid);
+}
+
+
+/*
+ * the pid runs a program of another name than this one, when that can be
+ * told: the name, not the file, so that a launcher whose binary was
+ * upgraded under it is still seen as alive
+ */
+
+static int
+ngxc_launcher_other_program(long pid)
+{
+    char  path[64], comm[64], self[64];
+
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+
+    if (ngxc_launcher_read_line(path, comm, sizeof(comm)) != 0
+        || ngxc_launcher_read_line("/proc/self/comm", self, sizeof(self))
+           != 0)
+    {
+        return 0;
+    }
+
+    return strcmp(comm, self) != 0;
+}
+
+
+static int
+ngxc_launcher_read_line(const char *path, char *buf, size_t size)
+{
+    FILE  *f;
+    char  *p;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+
+    p = fgets(buf, size, f);
+    fclose(f);
+
+    return (p == NULL) ? -1 : 0;
 }
 
 
