@@ -42,6 +42,9 @@
 /* the instance records: ngxc:inst:{<class>:<id>} */
 #define NGXC_LAUNCHER_INST_PREFIX   "ngxc:inst:{"
 
+/* the address index: ngxc:addr:{<host:port>} */
+#define NGXC_LAUNCHER_ADDR_PREFIX   "ngxc:addr:{"
+
 
 typedef struct ngxc_launcher_instance_s  ngxc_launcher_instance_t;
 
@@ -169,6 +172,8 @@ ngxc_launcher_class_t *ngxc_launcher_conf_class(ngxc_launcher_conf_t *conf,
     const char *name);
 
 /* ngxc_launcher_scripts.c */
+extern const char   ngxc_launcher_script_addr[];
+extern const char   ngxc_launcher_script_forget[];
 extern const char  *ngxc_launcher_scripts[];
 extern const char  *ngxc_launcher_step_names[];
 
@@ -179,6 +184,8 @@ void ngxc_launcher_registry_stop_wakes(void);
 int ngxc_launcher_registry_busy(void);
 int ngxc_launcher_registry_connected(void);
 void ngxc_launcher_registry_cleanup(void);
+int ngxc_launcher_registry_command(redisCallbackFn *fn, void *data,
+    int argc, const char **argv, const size_t *argvlen);
 int ngxc_launcher_registry_eval(ngxc_launcher_step_e step,
     ngxc_launcher_instance_t *inst, const char *cls, const u_char *id,
     size_t id_len, const char *gen, const char *arg, const char *arg2);

@@ -52,6 +52,12 @@ static void ngxc_launcher_instance_adopt(ngxc_launcher_instance_t *inst,
 static void ngxc_launcher_instance_adopted(ngxc_launcher_instance_t *inst,
     redisReply *reply);
 static void ngxc_launcher_instance_start(ngxc_launcher_instance_t *inst);
+static void ngxc_launcher_instance_announce(ngxc_launcher_instance_t *inst);
+static char *ngxc_launcher_instance_key(char *prefix,
+    ngxc_launcher_instance_t *inst, size_t *len);
+static void ngxc_launcher_instance_addressed(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngxc_launcher_instance_ready_step(ngxc_launcher_instance_t *inst);
 static int ngxc_launcher_instance_port(ngxc_launcher_class_t *cls);
 static int ngxc_launcher_instance_bindable(ngxc_launcher_class_t *cls,
     int port);
@@ -573,8 +579,6 @@ static void
 ngxc_launcher_instance_adopted(ngxc_launcher_instance_t *inst,
     redisReply *reply)
 {
-    char  pid[NGXC_LAUNCHER_GEN_MAX];
-
     if (reply == NULL || reply->integer != 1 || inst->pid == 0
         || inst->state != NGXC_LAUNCHER_READYING)
     {
@@ -595,15 +599,7 @@ ngxc_launcher_instance_adopted(ngxc_launcher_instance_t *inst,
     ngxc_launcher_instance_log("adopt", inst, " pid=%d port=%d",
                                (int) inst->pid, inst->port);
 
-    snprintf(pid, sizeof(pid), "%d", (int) inst->pid);
-
-    if (ngxc_launcher_instance_eval(NGXC_LAUNCHER_STEP_READY, inst,
-                                    inst->addr, pid)
-        != 0)
-    {
-        ngxc_launcher_instance_fail(inst, "out of memory");
-        ngxc_launcher_instance_stop(inst, "out of memory");
-    }
+    ngxc_launcher_instance_announce(inst);
 }
 
 
@@ -1159,11 +1155,162 @@ ngxc_launcher_probe_read(evutil_socket_t fd, short what, void *data)
 static void
 ngxc_launcher_probe_passed(ngxc_launcher_instance_t *inst)
 {
-    char  pid[NGXC_LAUNCHER_GEN_MAX];
-
     evtimer_del(inst->deadline);
 
     inst->state = NGXC_LAUNCHER_READYING;
+
+    ngxc_launcher_instance_announce(inst);
+}
+
+
+/*
+ * The address index first (ngxc_launcher_scripts.c says why), then the
+ * ready step. When the index cannot be written now, the instance is
+ * announced all the same: the index is a guard, not a condition.
+ */
+
+static void
+ngxc_launcher_instance_announce(ngxc_launcher_instance_t *inst)
+{
+    char        *key, *rec;
+    size_t       argvlen[5];
+    const char  *argv[5];
+
+    key = NULL;
+    rec = NULL;
+
+    if (asprintf(&key, NGXC_LAUNCHER_ADDR_PREFIX "%s}", inst->addr) < 0
+        || asprintf(&rec, NGXC_LAUNCHER_INST_PREFIX "%s:", inst->cls->name)
+           < 0)
+    {
+        goto ready;
+    }
+
+    /* the record key holds the ID's bytes as they are: built with %b */
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = ngxc_launcher_script_addr;
+    argvlen[1] = strlen(ngxc_launcher_script_addr);
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = key;
+    argvlen[3] = strlen(key);
+
+    rec = ngxc_launcher_instance_key(rec, inst, &argvlen[4]);
+    if (rec == NULL) {
+        goto ready;
+    }
+
+    argv[4] = rec;
+
+    if (ngxc_launcher_registry_command(ngxc_launcher_instance_addressed,
+                                       inst, 5, argv, argvlen)
+        == 0)
+    {
+        inst->calls++;
+        free(key);
+        free(rec);
+        return;
+    }
+
+ready:
+
+    free(key);
+    free(rec);
+
+    ngxc_launcher_instance_ready_step(inst);
+}
+
+
+/* "ngxc:inst:{<class>:" + the ID's bytes + "}" */
+
+static char *
+ngxc_launcher_instance_key(char *prefix, ngxc_launcher_instance_t *inst,
+    size_t *len)
+{
+    char    *key;
+    size_t   n;
+
+    n = strlen(prefix);
+
+    key = realloc(prefix, n + inst->id_len + 2);
+    if (key == NULL) {
+        free(prefix);
+        return NULL;
+    }
+
+    memcpy(key + n, inst->id, inst->id_len);
+    key[n + inst->id_len] = '}';
+    key[n + inst->id_len + 1] = '\0';
+
+    *len = n + inst->id_len + 1;
+
+    return key;
+}
+
+
+static void
+ngxc_launcher_instance_addressed(redisAsyncContext *ac, void *r, void *data)
+{
+    char                       reason[300], q[1024];
+    size_t                     argvlen[6];
+    redisReply                *reply;
+    const char                *argv[6];
+    ngxc_launcher_instance_t  *inst;
+
+    if (ngxc_launcher_cycle.exiting) {
+        return;
+    }
+
+    reply = r;
+    inst = data;
+    inst->calls--;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_STRING
+        && reply->len > 0)
+    {
+        /* the address was another record's: retire it, if it is still */
+
+        ngxc_launcher_instance_log("forget", inst, " addr=%s old=%s",
+                                   inst->addr,
+                                   ngxc_launcher_quote(q, sizeof(q),
+                                                       (u_char *) reply->str,
+                                                       reply->len));
+
+        snprintf(reason, sizeof(reason), "address %s reused", inst->addr);
+
+        argv[0] = "EVAL";
+        argvlen[0] = 4;
+        argv[1] = ngxc_launcher_script_forget;
+        argvlen[1] = strlen(ngxc_launcher_script_forget);
+        argv[2] = "1";
+        argvlen[2] = 1;
+        argv[3] = reply->str;
+        argvlen[3] = reply->len;
+        argv[4] = inst->addr;
+        argvlen[4] = strlen(inst->addr);
+        argv[5] = reason;
+        argvlen[5] = strlen(reason);
+
+        (void) ngxc_launcher_registry_command(NULL, NULL, 6, argv, argvlen);
+    }
+
+    if (inst->state == NGXC_LAUNCHER_READYING && inst->pid != 0
+        && !inst->recorded)
+    {
+        ngxc_launcher_instance_ready_step(inst);
+        return;
+    }
+
+    ngxc_launcher_instance_release(inst);
+}
+
+
+static void
+ngxc_launcher_instance_ready_step(ngxc_launcher_instance_t *inst)
+{
+    char  pid[NGXC_LAUNCHER_GEN_MAX];
 
     snprintf(pid, sizeof(pid), "%d", (int) inst->pid);
 

@@ -411,6 +411,30 @@ ngxc_launcher_registry_eval(ngxc_launcher_step_e step,
 }
 
 
+/*
+ * A command outside the steps, on the scripts connection, in order with
+ * them: -1 when it cannot go at once (nothing is kept to send later, the
+ * caller goes on without it).
+ */
+
+int
+ngxc_launcher_registry_command(redisCallbackFn *fn, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    ngxc_launcher_registry_t  *reg;
+
+    reg = &ngxc_launcher_registry;
+
+    if (!reg->scripts.usable || reg->queue != NULL) {
+        return -1;
+    }
+
+    return redisAsyncCommandArgv(reg->scripts.ctx, fn, data, argc, argv,
+                                 argvlen)
+           == REDIS_OK ? 0 : -1;
+}
+
+
 static char *
 ngxc_launcher_call_arg(ngxc_launcher_call_t *call, char *p, const void *data,
     size_t len)

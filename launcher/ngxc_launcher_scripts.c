@@ -115,6 +115,53 @@ static const char  ngxc_launcher_script_exit[] =
     "return 1\n";
 
 
+/*
+ * The address index, ngxc:addr:{<host:port>}: the record key of the
+ * instance last announced at that address. Before an instance is
+ * announced ready, its launcher sets the index and gets the record that
+ * held the address before; if that record still says it is there, it is
+ * retired with "forget". So a port handed out again never leaves an old
+ * record pointing at another ID's container, whoever wrote the old record
+ * (a launcher that died, another launcher, another name). Two scripts on
+ * one key each, so that both work on Redis Cluster.
+ *
+ * addr: KEYS[1] the index key, ARGV[1] the record key; returns the record
+ * key that held the address before, or "".
+ */
+
+const char  ngxc_launcher_script_addr[] =
+    "local old = redis.call('GET', KEYS[1])\n"
+    "redis.call('SET', KEYS[1], ARGV[1])\n"
+    "if old and old ~= ARGV[1] then return old end\n"
+    "return ''\n";
+
+
+/*
+ * forget: KEYS[1] the record that held the address, ARGV[1] the address,
+ * ARGV[2] the reason; stops the record only if it still names that
+ * address, and publishes "stopped" as the exit step does
+ */
+
+const char  ngxc_launcher_script_forget[] =
+    "local r = redis.call('HMGET', KEYS[1], 'state', 'addr', 'gen')\n"
+    "if r[2] ~= ARGV[1] or (r[1] ~= 'ready' and r[1] ~= 'stopping') then\n"
+    "  return 0\n"
+    "end\n"
+    "local cls, id = string.match(KEYS[1], '^ngxc:inst:{([^:]*):(.*)}$')\n"
+    "if not cls then return 0 end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "redis.call('HSET', KEYS[1], 'state', 'stopped', 'reason', ARGV[2],\n"
+    "           'updated', now)\n"
+    "redis.call('HDEL', KEYS[1], 'addr', 'deadline')\n"
+    "redis.call('PEXPIRE', KEYS[1], 86400000)\n"
+    "redis.call('PUBLISH', 'ngxc:events',\n"
+    "  '{\"class\":' .. cjson.encode(cls) .. ',\"id\":' .. cjson.encode(id)\n"
+    "  .. ',\"gen\":' .. (r[3] or '0') .. ',\"state\":\"stopped\"'\n"
+    "  .. ',\"reason\":' .. cjson.encode(ARGV[2]) .. '}')\n"
+    "return 1\n";
+
+
 /* indexed by ngxc_launcher_step_e */
 
 const char  *ngxc_launcher_scripts[] = {
