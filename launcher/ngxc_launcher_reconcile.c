@@ -6,9 +6,11 @@
  * (PR_SET_PDEATHSIG), and a record left "ready" would send its ID to a
  * port this launcher may now give to another ID.
  *
- * Owners are told apart by the default name, "<hostname>:<pid>": a pid of
- * this host that no longer runs, or now runs another program, is gone.
- * Records of launchers named with -n are left alone. This runs with
+ * A record of this launcher's own name is an earlier run's: this one has
+ * no instance yet. Other owners are told apart by the default name,
+ * "<hostname>:<pid>": a pid of this host that no longer runs, or now runs
+ * another program, is gone. Records of other launchers named with -n are
+ * left alone: whether they run cannot be told from here. This runs with
  * hiredis's blocking API before the event loop starts, again every second
  * until the registry answers: no wake is taken before it is done.
  */
@@ -207,7 +209,7 @@ ngxc_launcher_reconcile_key(redisContext *ctx, const char *key,
 }
 
 
-/* "<host>:<pid>" of this host, and that pid no longer runs */
+/* our own name, or "<host>:<pid>" of this host and that pid is gone */
 
 static int
 ngxc_launcher_owner_gone(const char *owner, const char *host)
@@ -216,6 +218,10 @@ ngxc_launcher_owner_gone(const char *owner, const char *host)
     char        *end;
     size_t       len;
     const char  *p;
+
+    if (strcmp(owner, ngxc_launcher_cycle.owner) == 0) {
+        return 1;
+    }
 
     len = strlen(host);
 

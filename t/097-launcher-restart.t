@@ -3,39 +3,9 @@
 # new launcher records them as stopped before it takes any wake; and a
 # port handed out again retires whatever record still names it.
 use Test::Nginx::Socket 'no_plan';
-use Cwd qw(abs_path);
 use lib 't/tools';
 use NgxcRegistry;
-
-# a launcher of its own, serving only the class "orphan"
-our $Pidfile = "$ENV{TEST_NGINX_LAUNCHER_LOG}.orphan.pid";
-our $Log = "$ENV{TEST_NGINX_LAUNCHER_LOG}.orphan.log";
-
-sub start_launcher {
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>>', $Log or die;
-        open STDERR, '>&', \*STDOUT or die;
-        exec abs_path('build/ngx-container-launcher'),
-             '-c', abs_path('t/orphan-launcher.json'),
-             '-r', "127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT}";
-        die "exec: $!";
-    }
-    open my $fh, '>', $Pidfile or die;
-    print $fh $pid;
-    close $fh;
-    select undef, undef, undef, 0.5;
-}
-
-sub stop_launcher {
-    my ($signal) = @_;
-    open my $fh, '<', $Pidfile or return;
-    my $pid = <$fh>;
-    close $fh;
-    kill $signal, $pid;
-    waitpid $pid, 0;
-    unlink $Pidfile;
-}
+use NgxcLauncher;
 
 our $HttpConfig = qq{
     container_registry 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
@@ -54,6 +24,10 @@ our $Config = q{
         proxy_pass http://containers;
         add_header X-Cache $container_cache always;
     }
+
+    location = /orphan-launcher.log {
+        alias $TEST_NGINX_LAUNCHER_LOG.orphan.log;
+    }
 };
 
 no_shuffle();
@@ -65,7 +39,7 @@ __DATA__
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
-main::start_launcher();
+NgxcLauncher::start();
 --- request
 GET /orphan/restart-1/x
 --- response_body_like
@@ -82,8 +56,8 @@ X-Cache: cold
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
-main::stop_launcher('KILL');
-main::start_launcher();
+NgxcLauncher::stop('KILL');
+NgxcLauncher::start();
 --- request
 GET /orphan/restart-1/y
 --- response_body_like
@@ -100,7 +74,7 @@ X-Cache: cold
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
-main::stop_launcher('TERM');
+NgxcLauncher::stop('TERM');
 --- request
 GET /orphan/restart-2/x
 --- error_code: 503
@@ -117,7 +91,7 @@ NgxcRegistry::redis(qw(hset ngxc:inst:{orphan:stale-1} state ready gen 4
                        owner elsewhere:1 addr 127.0.0.1:20750));
 NgxcRegistry::redis(qw(set ngxc:addr:{127.0.0.1:20750}
                        ngxc:inst:{orphan:stale-1}));
-main::start_launcher();
+NgxcLauncher::start();
 --- request
 GET /orphan/fresh-1/x
 --- response_body_like
@@ -149,8 +123,55 @@ X-Cache: cold
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
-main::stop_launcher('TERM');
+NgxcLauncher::stop('TERM');
 --- request
 GET /orphan/restart-3/x
 --- error_code: 503
 --- timeout: 8
+
+
+
+=== TEST 7: a launcher with a name of its own (-n)
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcLauncher::start('-n', 'orphans-here');
+--- request
+GET /orphan/named-1/x
+--- response_body_like
+^method=GET
+path=/x
+id=named-1
+--- response_headers
+X-Cache: cold
+--- timeout: 5
+
+
+
+=== TEST 8: killed, started again under that name: the records are its own
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcLauncher::stop('KILL');
+NgxcLauncher::start('-n', 'orphans-here');
+--- request
+GET /orphan/named-1/y
+--- response_body_like
+^method=GET
+path=/y
+id=named-1
+--- response_headers
+X-Cache: cold
+--- timeout: 8
+
+
+
+=== TEST 9: the restarted launcher recorded its earlier run's instance stopped
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcLauncher::stop('TERM');
+--- request
+GET /orphan-launcher.log
+--- response_body_like
+reconcile class=orphan id=named-1 gen=1 owner=orphans-here
