@@ -532,7 +532,7 @@ ngx_http_container_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_container_module);
 
-    if (ctx == NULL) {
+    if (ctx == NULL && data != NGX_HTTP_CONTAINER_VAR_CLASS) {
         v->not_found = 1;
         return NGX_OK;
     }

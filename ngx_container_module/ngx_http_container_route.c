@@ -130,10 +130,9 @@ ngx_http_container_handler(ngx_http_request_t *r)
             return NGX_AGAIN;
         }
 
-        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       NGX_HTTP_CONTAINER_LOG "resumed id:\"%V\" addr:\"%V\" "
-                       "status:%i", &ctx->node->log_id, &ctx->addr,
-                       ctx->status);
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       NGX_HTTP_CONTAINER_LOG "resumed addr:\"%V\" "
+                       "status:%i", &ctx->addr, ctx->status);
 
         return ctx->status == NGX_OK ? NGX_DECLINED : ctx->status;
     }
@@ -142,19 +141,7 @@ ngx_http_container_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* the ID is data only, but it goes into keys, JSON and C strings */
-
-    if (id.len == 0 || id.len > NGX_HTTP_CONTAINER_ID_MAX
-        || ngx_strlchr(id.data, id.data + id.len, '\0'))
-    {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      NGX_HTTP_CONTAINER_LOG "invalid object id for class "
-                      "\"%V\": %s", &clcf->class,
-                      id.len == 0 ? "empty"
-                      : id.len > NGX_HTTP_CONTAINER_ID_MAX ? "too long"
-                      : "has a NUL byte");
-        return NGX_HTTP_BAD_REQUEST;
-    }
+    /* the context first, so that $container_id shows a refused ID too */
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_container_ctx_t));
     if (ctx == NULL) {
@@ -174,9 +161,26 @@ ngx_http_container_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_container_module);
 
+    /* the ID is data only, but it goes into keys, JSON and C strings */
+
+    if (id.len == 0 || id.len > NGX_HTTP_CONTAINER_ID_MAX
+        || ngx_strlchr(id.data, id.data + id.len, '\0'))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      NGX_HTTP_CONTAINER_LOG "invalid object id for class "
+                      "\"%V\": %s", &clcf->class,
+                      id.len == 0 ? "empty"
+                      : id.len > NGX_HTTP_CONTAINER_ID_MAX ? "too long"
+                      : "has a NUL byte");
+
+        ngx_http_container_fail(ctx, NGX_HTTP_BAD_REQUEST, NULL);
+        return ctx->status;
+    }
+
     node = ngx_http_container_node(&clcf->class, &id, 1, r->connection->log);
     if (node == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ngx_http_container_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR, NULL);
+        return ctx->status;
     }
 
     ctx->node = node;

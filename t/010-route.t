@@ -152,6 +152,8 @@ container: invalid object id for class "echo": empty
 --- request eval
 "GET /echo/" . ("x" x 513) . "/"
 --- error_code: 400
+--- response_headers
+X-Class: echo
 --- error_log
 container: invalid object id for class "echo": too long
 
