@@ -484,6 +484,9 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # the requests held while it woke all arrive at once: with Python's
+    # default backlog of 5, the rest wait a second for SYN retries
+    request_queue_size = 128
 
 
 def main():
