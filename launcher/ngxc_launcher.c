@@ -145,6 +145,17 @@ main(int argc, char **argv)
         return 1;
     }
 
+    /* Redis's channels are not in a database: the number is in the name */
+
+    if (cycle->redis_db > 0) {
+        snprintf(cycle->channel, sizeof(cycle->channel), "%s:%d",
+                 NGXC_LAUNCHER_CHANNEL, cycle->redis_db);
+
+    } else {
+        snprintf(cycle->channel, sizeof(cycle->channel), "%s",
+                 NGXC_LAUNCHER_CHANNEL);
+    }
+
     /* a peer gone while we write is an error return, not our death */
 
     signal(SIGPIPE, SIG_IGN);

@@ -45,6 +45,12 @@
 /* the address index: ngxc:addr:{<host:port>} */
 #define NGXC_LAUNCHER_ADDR_PREFIX   "ngxc:addr:{"
 
+/* the events channel, ":<db>" after it in a database other than 0 */
+#define NGXC_LAUNCHER_CHANNEL       "ngxc:events"
+
+/* how long after its stop_grace a stopping record may be claimed anew */
+#define NGXC_LAUNCHER_STOP_SLACK    5.0
+
 
 typedef struct ngxc_launcher_instance_s  ngxc_launcher_instance_t;
 
@@ -142,6 +148,7 @@ typedef struct {
     char                      *redis_unix;
     const char                *redis_password;
     int                        redis_db;       /* -1: no SELECT */
+    char                       channel[40];    /* the events channel */
     ngxc_launcher_instance_t  *instances;
     unsigned                   stopping:1;     /* SIGTERM or SIGINT seen */
     unsigned                   exiting:1;      /* the loop has ended */

@@ -453,7 +453,7 @@ static int
 ngxc_launcher_instance_eval(ngxc_launcher_step_e step,
     ngxc_launcher_instance_t *inst, const char *arg, const char *arg2)
 {
-    char  ms[32];
+    char  ms[32], ms2[32];
 
     if (step == NGXC_LAUNCHER_STEP_TAKE) {
         snprintf(ms, sizeof(ms), "%.0f", inst->cls->start_timeout * 1000);
@@ -461,7 +461,10 @@ ngxc_launcher_instance_eval(ngxc_launcher_step_e step,
 
     } else if (step == NGXC_LAUNCHER_STEP_IDLE) {
         snprintf(ms, sizeof(ms), "%.0f", inst->cls->idle_timeout * 1000);
+        snprintf(ms2, sizeof(ms2), "%.0f",
+                 (inst->cls->stop_grace + NGXC_LAUNCHER_STOP_SLACK) * 1000);
         arg = ms;
+        arg2 = ms2;
     }
 
     return ngxc_launcher_registry_eval(step, inst, inst->cls->name,
@@ -1254,9 +1257,9 @@ static void
 ngxc_launcher_instance_addressed(redisAsyncContext *ac, void *r, void *data)
 {
     char                       reason[300], q[1024];
-    size_t                     argvlen[6];
+    size_t                     argvlen[7];
     redisReply                *reply;
-    const char                *argv[6];
+    const char                *argv[7];
     ngxc_launcher_instance_t  *inst;
 
     if (ngxc_launcher_cycle.exiting) {
@@ -1292,8 +1295,10 @@ ngxc_launcher_instance_addressed(redisAsyncContext *ac, void *r, void *data)
         argvlen[4] = strlen(inst->addr);
         argv[5] = reason;
         argvlen[5] = strlen(reason);
+        argv[6] = ngxc_launcher_cycle.channel;
+        argvlen[6] = strlen(ngxc_launcher_cycle.channel);
 
-        (void) ngxc_launcher_registry_command(NULL, NULL, 6, argv, argvlen);
+        (void) ngxc_launcher_registry_command(NULL, NULL, 7, argv, argvlen);
     }
 
     if (inst->state == NGXC_LAUNCHER_READYING && inst->pid != 0

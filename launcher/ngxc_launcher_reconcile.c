@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 
+static const char *ngxc_launcher_reconcile_setup(redisContext *ctx);
+static void ngxc_launcher_reconcile_wait(const char *why);
 static int ngxc_launcher_reconcile_key(redisContext *ctx, const char *key,
     size_t key_len, const char *host);
 static int ngxc_launcher_owner_gone(const char *owner, const char *host);
@@ -41,6 +43,7 @@ ngxc_launcher_reconcile(void)
     int                     rc;
     char                    host[256], cursor[32];
     size_t                  i;
+    const char             *err;
     redisReply             *reply, *keys;
     redisContext           *ctx;
     struct timeval          tv;
@@ -65,21 +68,18 @@ ngxc_launcher_reconcile(void)
     rc = -1;
 
     if (ctx == NULL || ctx->err) {
-        ngxc_launcher_log("reconcile waits for the registry: %s",
-                          ctx ? ctx->errstr : "out of memory");
+        ngxc_launcher_reconcile_wait(ctx ? ctx->errstr : "out of memory");
         goto done;
     }
 
     (void) redisSetTimeout(ctx, tv);
 
-    if (cycle->redis_password != NULL) {
-        reply = redisCommand(ctx, "AUTH %s", cycle->redis_password);
-        freeReplyObject(reply);
-    }
+    /* a SELECT refused would leave us in database 0, with other records */
 
-    if (cycle->redis_db >= 0) {
-        reply = redisCommand(ctx, "SELECT %d", cycle->redis_db);
-        freeReplyObject(reply);
+    err = ngxc_launcher_reconcile_setup(ctx);
+    if (err != NULL) {
+        ngxc_launcher_reconcile_wait(err);
+        goto done;
     }
 
     strcpy(cursor, "0");
@@ -96,8 +96,12 @@ ngxc_launcher_reconcile(void)
             || reply->element[0]->type != REDIS_REPLY_STRING
             || reply->element[1]->type != REDIS_REPLY_ARRAY)
         {
-            ngxc_launcher_log("reconcile waits for the registry: %s",
-                              ctx->err ? ctx->errstr : "unexpected reply");
+            ngxc_launcher_reconcile_wait(ctx->err ? ctx->errstr
+                                         : (reply != NULL
+                                            && reply->type
+                                               == REDIS_REPLY_ERROR)
+                                           ? reply->str
+                                           : "unexpected reply to SCAN");
             freeReplyObject(reply);
             goto done;
         }
@@ -132,6 +136,66 @@ done:
     }
 
     return rc;
+}
+
+
+/* AUTH and SELECT, as the launcher's other connections send them */
+
+static const char *
+ngxc_launcher_reconcile_setup(redisContext *ctx)
+{
+    redisReply             *reply;
+    ngxc_launcher_cycle_t  *cycle;
+    static char             err[256];
+
+    cycle = &ngxc_launcher_cycle;
+
+    if (cycle->redis_password != NULL) {
+        reply = redisCommand(ctx, "AUTH %s", cycle->redis_password);
+
+        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+            snprintf(err, sizeof(err), "AUTH: %s",
+                     reply ? reply->str : ctx->errstr);
+            freeReplyObject(reply);
+            return err;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    if (cycle->redis_db >= 0) {
+        reply = redisCommand(ctx, "SELECT %d", cycle->redis_db);
+
+        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+            snprintf(err, sizeof(err), "SELECT %d: %s", cycle->redis_db,
+                     reply ? reply->str : ctx->errstr);
+            freeReplyObject(reply);
+            return err;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    return NULL;
+}
+
+
+/* tried again every second: said once, and again when the reason changes */
+
+static void
+ngxc_launcher_reconcile_wait(const char *why)
+{
+    static char  last[256];
+
+    if (strncmp(last, why, sizeof(last) - 1) == 0) {
+        return;
+    }
+
+    snprintf(last, sizeof(last), "%s", why);
+
+    ngxc_launcher_log("reconcile waits for the registry at %s: %s, "
+                      "retrying every second", ngxc_launcher_cycle.registry,
+                      why);
 }
 
 
@@ -195,10 +259,10 @@ ngxc_launcher_reconcile_key(redisContext *ctx, const char *key,
 
     /* the exit step, in the name of the gone owner; it publishes "stopped" */
 
-    e = redisCommand(ctx, "EVAL %s 1 %b %s %s %s %b %s",
+    e = redisCommand(ctx, "EVAL %s 1 %b %s %s %s %b %s %s %s",
                      ngxc_launcher_scripts[NGXC_LAUNCHER_STEP_EXIT],
                      key, key_len, gen->str, owner->str, cls, id, id_len,
-                     reason);
+                     reason, "", ngxc_launcher_cycle.channel);
 
     rc = (e != NULL && e->type == REDIS_REPLY_INTEGER && e->integer == 1);
 

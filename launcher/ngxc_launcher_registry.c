@@ -22,7 +22,8 @@
 
 #define NGXC_LAUNCHER_RETRY            1.0      /* seconds */
 #define NGXC_LAUNCHER_CONNECT_TIMEOUT  5.0
-#define NGXC_LAUNCHER_CALL_ARGC        10
+/* EVAL, the script, 1, the key, ARGV[1] to ARGV[7] */
+#define NGXC_LAUNCHER_CALL_ARGC        11
 
 /* error replies to a ready, fail or exit before it is given up */
 #define NGXC_LAUNCHER_CALL_TRIES       5
@@ -328,13 +329,19 @@ ngxc_launcher_registry_eval(ngxc_launcher_step_e step,
 {
     char                  *p;
     size_t                 cls_len, gen_len, arg_len, arg2_len, size;
-    const char            *owner;
+    const char            *owner, *channel;
     ngxc_launcher_call_t  *call;
+
+    if (arg2 == NULL) {
+        arg2 = "";
+    }
+
+    channel = ngxc_launcher_cycle.channel;
 
     cls_len = strlen(cls);
     gen_len = strlen(gen);
     arg_len = strlen(arg);
-    arg2_len = arg2 ? strlen(arg2) : 0;
+    arg2_len = strlen(arg2);
 
     /* the key, then each argument, each followed by a '\0' */
 
@@ -394,10 +401,10 @@ ngxc_launcher_registry_eval(ngxc_launcher_step_e step,
     p = ngxc_launcher_call_arg(call, p, cls, cls_len);
     p = ngxc_launcher_call_arg(call, p, id, id_len);
     p = ngxc_launcher_call_arg(call, p, arg, arg_len);
+    (void) ngxc_launcher_call_arg(call, p, arg2, arg2_len);
 
-    if (arg2 != NULL) {
-        (void) ngxc_launcher_call_arg(call, p, arg2, arg2_len);
-    }
+    call->argv[call->argc] = channel;
+    call->argvlen[call->argc++] = strlen(channel);
 
     if (inst != NULL) {
         inst->calls++;

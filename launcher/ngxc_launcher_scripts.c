@@ -9,7 +9,9 @@
  * ARGV[2]  owner, the name of this launcher; empty in the fail of a wake
  *          that was never taken, which can then fail a waking record only
  * ARGV[3]  class, ARGV[4] id: only for the event
- * ARGV[5]  and ARGV[6]: what the step needs, said at each script
+ * ARGV[5]  and ARGV[6]: what the step needs, said at each script ("" if
+ *          nothing)
+ * ARGV[7]  the events channel
  *
  * Times are Redis's own clock in milliseconds.  An event is published in the
  * same script as the write, so no gateway sees it before the record.
@@ -22,10 +24,10 @@
 #define NGXC_LAUNCHER_LUA_PROLOGUE                                            \
     "local t = redis.call('TIME')\n"                                          \
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"                     \
-    "local r = redis.call('HMGET', KEYS[1],\n"                                \
-    "                     'state', 'gen', 'owner', 'last_active', 'addr')\n"  \
+    "local r = redis.call('HMGET', KEYS[1], 'state', 'gen', 'owner',\n"       \
+    "                     'last_active', 'addr', 'deadline')\n"               \
     "local function publish(state, name, value)\n"                            \
-    "  redis.call('PUBLISH', 'ngxc:events',\n"                                \
+    "  redis.call('PUBLISH', ARGV[7],\n"                                      \
     "    '{\"class\":' .. cjson.encode(ARGV[3])\n"                            \
     "    .. ',\"id\":' .. cjson.encode(ARGV[4])\n"                            \
     "    .. ',\"gen\":' .. ARGV[1]\n"                                         \
@@ -34,11 +36,15 @@
     "end\n"
 
 
-/* ARGV[5]: start timeout, ms; returns 1 if taken, 0 if stale */
+/*
+ * ARGV[5]: start timeout, ms; returns 1 if taken, 0 if stale: another
+ * generation, or a claim that lapsed, whose requests have had their 503
+ */
 
 static const char  ngxc_launcher_script_take[] =
     NGXC_LAUNCHER_LUA_PROLOGUE
     "if r[1] ~= 'waking' or r[2] ~= ARGV[1] then return 0 end\n"
+    "if tonumber(r[6] or 0) <= now then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'state', 'starting', 'owner', ARGV[2],\n"
     "           'deadline', now + tonumber(ARGV[5]), 'updated', now)\n"
     "return 1\n";
@@ -62,9 +68,11 @@ static const char  ngxc_launcher_script_ready[] =
 
 
 /*
- * ARGV[5]: idle timeout, ms; returns 0 if the record is now stopping (or
- * was already, by an idle whose reply was lost), the milliseconds left
- * before it is idle, or -1 if the record is no longer this instance's
+ * ARGV[5]: idle timeout, ms; ARGV[6]: how long the stop may take, ms (the
+ * deadline before which gateways wait for it to end rather than claim);
+ * returns 0 if the record is now stopping (or was already, by an idle
+ * whose reply was lost), the milliseconds left before it is idle, or -1 if
+ * the record is no longer this instance's
  */
 
 static const char  ngxc_launcher_script_idle[] =
@@ -74,7 +82,8 @@ static const char  ngxc_launcher_script_idle[] =
     "if r[1] ~= 'ready' then return -1 end\n"
     "local left = tonumber(r[4] or 0) + tonumber(ARGV[5]) - now\n"
     "if left > 0 then return left end\n"
-    "redis.call('HSET', KEYS[1], 'state', 'stopping', 'updated', now)\n"
+    "redis.call('HSET', KEYS[1], 'state', 'stopping', 'updated', now,\n"
+    "           'deadline', now + tonumber(ARGV[6]))\n"
     "publish('stopping', 'addr', r[5])\n"
     "return 0\n";
 
@@ -138,8 +147,9 @@ const char  ngxc_launcher_script_addr[] =
 
 /*
  * forget: KEYS[1] the record that held the address, ARGV[1] the address,
- * ARGV[2] the reason; stops the record only if it still names that
- * address, and publishes "stopped" as the exit step does
+ * ARGV[2] the reason, ARGV[3] the events channel; stops the record only if
+ * it still names that address, and publishes "stopped" as the exit step
+ * does
  */
 
 const char  ngxc_launcher_script_forget[] =
@@ -155,7 +165,7 @@ const char  ngxc_launcher_script_forget[] =
     "           'updated', now)\n"
     "redis.call('HDEL', KEYS[1], 'addr', 'deadline')\n"
     "redis.call('PEXPIRE', KEYS[1], 86400000)\n"
-    "redis.call('PUBLISH', 'ngxc:events',\n"
+    "redis.call('PUBLISH', ARGV[3],\n"
     "  '{\"class\":' .. cjson.encode(cls) .. ',\"id\":' .. cjson.encode(id)\n"
     "  .. ',\"gen\":' .. (r[3] or '0') .. ',\"state\":\"stopped\"'\n"
     "  .. ',\"reason\":' .. cjson.encode(ARGV[2]) .. '}')\n"

@@ -34,6 +34,12 @@
 #define NGX_HTTP_CONTAINER_LOG_ID_MAX   128
 #define NGX_HTTP_CONTAINER_CLASS_MAX    64
 
+/*
+ * how often the held requests of one ID are claimed again because the
+ * registry's answer and its events disagree, before they get 502
+ */
+#define NGX_HTTP_CONTAINER_RECLAIMS     8
+
 /* how many IDs one worker remembers before it forgets idle ones */
 #define NGX_HTTP_CONTAINER_NODES_MAX    10000
 
@@ -56,6 +62,15 @@ typedef enum {
     NGX_HTTP_CONTAINER_NODE_WAITING,    /* woken, waiting for "ready" */
     NGX_HTTP_CONTAINER_NODE_READY       /* address known and trusted */
 } ngx_http_container_node_state_e;
+
+
+/* what the events said of the node's newest generation */
+typedef enum {
+    NGX_HTTP_CONTAINER_GEN_LIVE = 0,    /* waking, starting or ready */
+    NGX_HTTP_CONTAINER_GEN_STOPPING,    /* put to sleep, not gone yet */
+    NGX_HTTP_CONTAINER_GEN_STOPPED,
+    NGX_HTTP_CONTAINER_GEN_FAILED
+} ngx_http_container_gen_state_e;
 
 
 typedef enum {
@@ -107,9 +122,9 @@ typedef struct {
     ngx_str_t                   log_id;     /* escaped for the log */
 
     ngx_http_container_node_state_e  state;
+    ngx_http_container_gen_state_e   gen_state;
     uint64_t                    gen;        /* newest generation known */
-    unsigned                    gen_down:1; /* it stopped or failed */
-    unsigned                    touched:1;
+    ngx_uint_t                  reclaims;   /* for the held requests */
     unsigned                    in_touch:1;
     unsigned                    busy:1;     /* a reply will name it */
 
@@ -163,10 +178,11 @@ ngx_int_t ngx_http_container_route_init(ngx_cycle_t *cycle);
 void ngx_http_container_route_exit(void);
 ngx_int_t ngx_http_container_handler(ngx_http_request_t *r);
 void ngx_http_container_claim_done(ngx_http_container_node_t *node,
-    ngx_str_t *status, ngx_str_t *gen, ngx_str_t *addr, ngx_str_t *error);
+    ngx_str_t *status, ngx_str_t *gen, ngx_str_t *arg, ngx_str_t *error);
 void ngx_http_container_event(ngx_str_t *class, ngx_str_t *id,
     uint64_t gen, ngx_str_t *state, ngx_str_t *addr, ngx_str_t *reason);
 void ngx_http_container_subscribed(ngx_uint_t on);
+void ngx_http_container_connected(ngx_uint_t on);
 void ngx_http_container_peer_failed(ngx_http_container_ctx_t *ctx);
 
 /* ngx_http_container_balancer.c */

@@ -20,6 +20,7 @@ typedef struct {
     ngx_connection_t           *conn;
     ngx_event_t                 timer;      /* connect, reply, reconnect */
     ngx_uint_t                  waiting;    /* replies awaited */
+    ngx_uint_t                  setup;      /* AUTH, SELECT unanswered */
     ngx_str_t                   name;       /* "command", "subscriber" */
     unsigned                    subscriber:1;
     unsigned                    connected:1;
@@ -44,7 +45,11 @@ static void ngx_http_container_redis_del_read(void *data);
 static void ngx_http_container_redis_add_write(void *data);
 static void ngx_http_container_redis_del_write(void *data);
 static void ngx_http_container_redis_cleanup(void *data);
+static ngx_int_t ngx_http_container_redis_setup(
+    ngx_http_container_redis_t *rd);
 static void ngx_http_container_redis_setup_reply(redisAsyncContext *ac,
+    void *r, void *data);
+static void ngx_http_container_redis_name_reply(redisAsyncContext *ac,
     void *r, void *data);
 static void ngx_http_container_claim_reply(redisAsyncContext *ac, void *r,
     void *data);
@@ -72,16 +77,16 @@ static const char  ngx_http_container_claim_script[] =
         "redis.call('HSET', KEYS[1], 'last_active', now) "
         "return {'ready', r[3], r[2]} "
     "end "
-    "if (r[1] == 'waking' or r[1] == 'starting') "
+    "if (r[1] == 'waking' or r[1] == 'starting' or r[1] == 'stopping') "
        "and tonumber(r[4] or 0) > now then "
-        "return {'waiting', r[3]} "
+        "return {'waiting', r[3], r[1]} "
     "end "
     "local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1) "
     "redis.call('HSET', KEYS[1], 'state', 'waking', "
                "'deadline', now + tonumber(ARGV[1]), 'updated', now) "
     "redis.call('HDEL', KEYS[1], 'addr', 'owner', 'reason', 'pid') "
     "redis.call('PERSIST', KEYS[1]) "
-    "return {'claimed', tostring(gen)}";
+    "return {'claimed', tostring(gen), 'waking'}";
 
 
 /* touch: a gateway saw the instance in use */
@@ -98,12 +103,16 @@ static const char  ngx_http_container_touch_script[] =
 static ngx_http_container_registry_conf_t  *ngx_http_container_rcf;
 static ngx_log_t                           *ngx_http_container_log;
 
+/* "ngxc:events", or "ngxc:events:<db>": a channel is not in a database */
+static char  ngx_http_container_channel[sizeof(NGX_HTTP_CONTAINER_CHANNEL)
+                                        + NGX_INT_T_LEN + 1];
+
 static ngx_http_container_redis_t  ngx_http_container_cmd = {
-    NULL, NULL, { 0 }, 0, ngx_string("command"), 0, 0, 0
+    NULL, NULL, { 0 }, 0, 0, ngx_string("command"), 0, 0, 0
 };
 
 static ngx_http_container_redis_t  ngx_http_container_sub = {
-    NULL, NULL, { 0 }, 0, ngx_string("subscriber"), 1, 0, 0
+    NULL, NULL, { 0 }, 0, 0, ngx_string("subscriber"), 1, 0, 0
 };
 
 
@@ -111,8 +120,22 @@ ngx_int_t
 ngx_http_container_registry_init(ngx_cycle_t *cycle,
     ngx_http_container_registry_conf_t *rcf)
 {
+    u_char  *p;
+
     ngx_http_container_rcf = rcf;
     ngx_http_container_log = cycle->log;
+
+    p = (u_char *) ngx_http_container_channel;
+
+    if (rcf->db) {
+        p = ngx_sprintf(p, NGX_HTTP_CONTAINER_CHANNEL ":%i", rcf->db);
+
+    } else {
+        p = ngx_cpymem(p, NGX_HTTP_CONTAINER_CHANNEL,
+                       sizeof(NGX_HTTP_CONTAINER_CHANNEL) - 1);
+    }
+
+    *p = '\0';
 
     ngx_http_container_cmd.timer.handler = ngx_http_container_redis_timer;
     ngx_http_container_cmd.timer.data = &ngx_http_container_cmd;
@@ -175,7 +198,6 @@ ngx_http_container_registry_subscribed(void)
 static ngx_int_t
 ngx_http_container_redis_connect(ngx_http_container_redis_t *rd)
 {
-    char                                 db[NGX_INT_T_LEN + 1];
     redisAsyncContext                   *ac;
     ngx_connection_t                    *c;
     ngx_http_container_registry_conf_t  *rcf;
@@ -220,6 +242,7 @@ ngx_http_container_redis_connect(ngx_http_container_redis_t *rd)
     rd->conn = c;
     rd->connected = 0;
     rd->subscribed = 0;
+    rd->waiting = 0;
 
     ac->data = rd;
     ac->ev.data = c;
@@ -233,32 +256,9 @@ ngx_http_container_redis_connect(ngx_http_container_redis_t *rd)
     redisAsyncSetDisconnectCallback(ac,
                                     ngx_http_container_redis_disconnected);
 
-    /*
-     * AUTH and SELECT are queued first, so they precede every command on
-     * the connection; hiredis writes them once the socket connects
-     */
-
-    if (rcf->password.len) {
-        redisAsyncCommand(ac, ngx_http_container_redis_setup_reply, NULL,
-                          "AUTH %b", rcf->password.data,
-                          rcf->password.len);
-    }
-
-    if (rcf->db) {
-        *ngx_sprintf((u_char *) db, "%i", rcf->db) = '\0';
-        redisAsyncCommand(ac, ngx_http_container_redis_setup_reply, NULL,
-                          "SELECT %s", db);
-    }
-
-    /* who is who in CLIENT LIST, for operators and for the tests */
-
-    redisAsyncCommand(ac, ngx_http_container_redis_setup_reply, NULL,
-                      "CLIENT SETNAME ngxc-gateway-%d-%s", (int) ngx_pid,
-                      rd->subscriber ? "sub" : "cmd");
-
-    if (rd->subscriber) {
-        redisAsyncCommand(ac, ngx_http_container_message, rd,
-                          "SUBSCRIBE %s", NGX_HTTP_CONTAINER_CHANNEL);
+    if (ngx_http_container_redis_setup(rd) != NGX_OK) {
+        ngx_http_container_redis_lost(rd, "out of memory");
+        return NGX_ERROR;
     }
 
     ngx_add_timer(&rd->timer, rcf->connect_timeout);
@@ -266,6 +266,87 @@ ngx_http_container_redis_connect(ngx_http_container_redis_t *rd)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
                    NGX_HTTP_CONTAINER_LOG "registry %V connecting, fd:%d",
                    &rd->name, ac->c.fd);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The first commands of a connection, queued before any other, so hiredis
+ * writes them as soon as the socket connects. Until AUTH and SELECT have
+ * both answered, no claim is sent on the command connection: a claim
+ * pipelined behind a SELECT that Redis refused would run in database 0.
+ */
+
+static ngx_int_t
+ngx_http_container_redis_setup(ngx_http_container_redis_t *rd)
+{
+    u_char                               db[NGX_INT_T_LEN];
+    size_t                               argvlen[2];
+    const char                          *argv[2];
+    redisAsyncContext                   *ac;
+    ngx_http_container_registry_conf_t  *rcf;
+
+    ac = rd->ac;
+    rcf = ngx_http_container_rcf;
+
+    rd->setup = 0;
+
+    if (rcf->password.len) {
+        argv[0] = "AUTH";
+        argvlen[0] = sizeof("AUTH") - 1;
+        argv[1] = (const char *) rcf->password.data;
+        argvlen[1] = rcf->password.len;
+
+        if (redisAsyncCommandArgv(ac, ngx_http_container_redis_setup_reply,
+                                  rd, 2, argv, argvlen)
+            != REDIS_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        rd->setup++;
+        ngx_http_container_redis_sent(rd);
+    }
+
+    if (rcf->db) {
+        argv[0] = "SELECT";
+        argvlen[0] = sizeof("SELECT") - 1;
+        argv[1] = (const char *) db;
+        argvlen[1] = ngx_sprintf(db, "%i", rcf->db) - db;
+
+        if (redisAsyncCommandArgv(ac, ngx_http_container_redis_setup_reply,
+                                  rd, 2, argv, argvlen)
+            != REDIS_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        rd->setup++;
+        ngx_http_container_redis_sent(rd);
+    }
+
+    /*
+     * who is who in CLIENT LIST, for operators and for the tests; nothing
+     * waits for its reply, so the reply watchdog does not count it
+     */
+
+    if (redisAsyncCommand(ac, ngx_http_container_redis_name_reply, rd,
+                          "CLIENT SETNAME ngxc-gateway-%d-%s", (int) ngx_pid,
+                          rd->subscriber ? "sub" : "cmd")
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (rd->subscriber) {
+        if (redisAsyncCommand(ac, ngx_http_container_message, rd,
+                              "SUBSCRIBE %s", ngx_http_container_channel)
+            != REDIS_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
 }
@@ -305,6 +386,10 @@ ngx_http_container_redis_lost(ngx_http_container_redis_t *rd,
     if (ac) {
         ac->data = NULL;
         redisAsyncFree(ac);
+    }
+
+    if (!rd->subscriber) {
+        ngx_http_container_connected(0);
     }
 }
 
@@ -394,6 +479,13 @@ ngx_http_container_redis_connected(const redisAsyncContext *ac, int status)
         }
 
         ngx_add_timer(&rd->timer, NGX_HTTP_CONTAINER_RECONNECT);
+
+        rd->waiting = 0;
+
+        if (!rd->subscriber) {
+            ngx_http_container_connected(0);
+        }
+
         return;
     }
 
@@ -539,13 +631,52 @@ static void
 ngx_http_container_redis_setup_reply(redisAsyncContext *ac, void *r,
     void *data)
 {
+    ngx_http_container_redis_t *rd = data;
+
+    u_char      why[128], *p;
     redisReply  *reply = r;
 
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_http_container_log, 0,
-                      NGX_HTTP_CONTAINER_LOG "registry AUTH, SELECT or "
-                      "CLIENT SETNAME failed: %*s", (size_t) reply->len,
-                      reply->str);
+    if (reply == NULL || rd->ac != ac) {
+        /* a connection given up already */
+        return;
+    }
+
+    ngx_http_container_redis_replied(rd);
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        p = ngx_snprintf(why, sizeof(why) - 1, "AUTH or SELECT refused: %*s",
+                         (size_t) reply->len, reply->str);
+        *p = '\0';
+
+        ngx_http_container_redis_lost(rd, (const char *) why);
+        return;
+    }
+
+    if (--rd->setup == 0 && !rd->subscriber) {
+        ngx_http_container_connected(1);
+    }
+}
+
+
+/* a name is only for people: a Redis that refuses CLIENT is still used */
+
+static void
+ngx_http_container_redis_name_reply(redisAsyncContext *ac, void *r,
+    void *data)
+{
+    ngx_http_container_redis_t *rd = data;
+
+    redisReply  *reply = r;
+
+    if (reply == NULL || rd->ac != ac) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_WARN, ngx_http_container_log, 0,
+                      NGX_HTTP_CONTAINER_LOG "registry %V connection: "
+                      "CLIENT SETNAME failed: %*s", &rd->name,
+                      (size_t) reply->len, reply->str);
     }
 }
 
@@ -564,6 +695,11 @@ ngx_http_container_registry_claim(ngx_http_container_node_t *node,
 
     if (ac == NULL) {
         return NGX_DECLINED;
+    }
+
+    if (ngx_http_container_cmd.setup) {
+        /* sent by ngx_http_container_connected() once AUTH, SELECT answer */
+        return NGX_AGAIN;
     }
 
     argv[0] = "EVAL";
@@ -594,12 +730,12 @@ ngx_http_container_claim_reply(redisAsyncContext *ac, void *r, void *data)
 {
     ngx_http_container_node_t *node = data;
 
-    ngx_str_t    status, gen, addr, error;
+    ngx_str_t    status, gen, arg, error;
     redisReply  *reply = r;
 
     ngx_str_null(&status);
     ngx_str_null(&gen);
-    ngx_str_null(&addr);
+    ngx_str_null(&arg);
     ngx_str_null(&error);
 
     ngx_http_container_redis_replied(&ngx_http_container_cmd);
@@ -628,11 +764,13 @@ ngx_http_container_claim_reply(redisAsyncContext *ac, void *r, void *data)
     gen.len = reply->element[1]->len;
     gen.data = (u_char *) reply->element[1]->str;
 
+    /* the address of a ready instance, or the state of the record */
+
     if (reply->elements > 2
         && reply->element[2]->type == REDIS_REPLY_STRING)
     {
-        addr.len = reply->element[2]->len;
-        addr.data = (u_char *) reply->element[2]->str;
+        arg.len = reply->element[2]->len;
+        arg.data = (u_char *) reply->element[2]->str;
     }
 
     if (status.len != sizeof("claimed") - 1
@@ -649,7 +787,7 @@ ngx_http_container_claim_reply(redisAsyncContext *ac, void *r, void *data)
 
 done:
 
-    ngx_http_container_claim_done(node, &status, &gen, &addr, &error);
+    ngx_http_container_claim_done(node, &status, &gen, &arg, &error);
 }
 
 
@@ -754,7 +892,7 @@ ngx_http_container_registry_touch(ngx_http_container_node_t *node)
 
     ac = ngx_http_container_cmd.ac;
 
-    if (ac == NULL) {
+    if (ac == NULL || ngx_http_container_cmd.setup) {
         return;
     }
 
@@ -823,8 +961,8 @@ ngx_http_container_message(redisAsyncContext *ac, void *r, void *data)
                                  reply->element[2]->len);
     if (json == NULL) {
         ngx_log_error(NGX_LOG_WARN, ngx_http_container_log, 0,
-                      NGX_HTTP_CONTAINER_LOG "event on \""
-                      NGX_HTTP_CONTAINER_CHANNEL "\" is not JSON, ignored");
+                      NGX_HTTP_CONTAINER_LOG "event on \"%s\" is not JSON, "
+                      "ignored", ngx_http_container_channel);
         return;
     }
 
@@ -836,9 +974,8 @@ ngx_http_container_message(redisAsyncContext *ac, void *r, void *data)
         || !cJSON_IsNumber(gen) || gen->valuedouble < 0)
     {
         ngx_log_error(NGX_LOG_WARN, ngx_http_container_log, 0,
-                      NGX_HTTP_CONTAINER_LOG "event on \""
-                      NGX_HTTP_CONTAINER_CHANNEL "\" lacks class, id, state "
-                      "or gen, ignored");
+                      NGX_HTTP_CONTAINER_LOG "event on \"%s\" lacks class, "
+                      "id, state or gen, ignored", ngx_http_container_channel);
         cJSON_Delete(json);
         return;
     }

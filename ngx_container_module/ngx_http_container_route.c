@@ -20,6 +20,7 @@ static ngx_int_t ngx_http_container_node_addr(ngx_http_container_node_t *node,
     ngx_str_t *addr);
 static ngx_int_t ngx_http_container_claim(ngx_http_container_node_t *node,
     ngx_msec_t wake_timeout);
+static void ngx_http_container_reclaim(ngx_http_container_node_t *node);
 static void ngx_http_container_forward(ngx_http_container_ctx_t *ctx,
     ngx_http_container_cache_e cache);
 static void ngx_http_container_resume_all(ngx_http_container_node_t *node,
@@ -248,14 +249,25 @@ static ngx_int_t
 ngx_http_container_claim(ngx_http_container_node_t *node,
     ngx_msec_t wake_timeout)
 {
-    if (ngx_http_container_registry_claim(node, wake_timeout) != NGX_OK) {
+    ngx_int_t  rc;
+
+    rc = ngx_http_container_registry_claim(node, wake_timeout);
+
+    if (rc != NGX_OK && rc != NGX_AGAIN) {
         return NGX_ERROR;
+    }
+
+    node->wake_timeout = wake_timeout;
+    node->deadline = ngx_current_msec + wake_timeout;
+
+    if (rc == NGX_AGAIN) {
+        /* the connection is being set up: ngx_http_container_connected() */
+        node->state = NGX_HTTP_CONTAINER_NODE_IDLE;
+        return NGX_OK;
     }
 
     node->state = NGX_HTTP_CONTAINER_NODE_CLAIMING;
     node->busy = 1;
-    node->wake_timeout = wake_timeout;
-    node->deadline = ngx_current_msec + wake_timeout;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
                    NGX_HTTP_CONTAINER_LOG "claim class:\"%V\" id:\"%V\"",
@@ -265,14 +277,43 @@ ngx_http_container_claim(ngx_http_container_node_t *node,
 }
 
 
-/* the registry answered a claim ("The registry protocol", README.md) */
+/*
+ * The held requests are claimed again: the registry's answer is older
+ * than what the events said since, or the instance they waited for has
+ * stopped. A registry whose records and events keep disagreeing cannot
+ * hold them for ever.
+ */
+
+static void
+ngx_http_container_reclaim(ngx_http_container_node_t *node)
+{
+    if (++node->reclaims > NGX_HTTP_CONTAINER_RECLAIMS) {
+        ngx_http_container_fail_all(node, NGX_HTTP_BAD_GATEWAY,
+                                    "registry record and events disagree",
+                                    NULL);
+        return;
+    }
+
+    if (ngx_http_container_claim(node, node->wake_timeout) != NGX_OK) {
+        ngx_http_container_fail_all(node, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "registry claim not sent", NULL);
+    }
+}
+
+
+/*
+ * The registry answered a claim ("The registry protocol", README.md):
+ * "ready" with the address, or "waiting"/"claimed" with the state of the
+ * record ("waking", "starting", "stopping"). Events about the same
+ * generation may have come before the reply, on the other connection.
+ */
 
 void
 ngx_http_container_claim_done(ngx_http_container_node_t *node,
-    ngx_str_t *status, ngx_str_t *gen, ngx_str_t *addr, ngx_str_t *error)
+    ngx_str_t *status, ngx_str_t *gen, ngx_str_t *arg, ngx_str_t *error)
 {
     ngx_int_t   n;
-    ngx_uint_t  stale;
+    ngx_uint_t  stopping;
 
     node->busy = 0;
 
@@ -298,40 +339,31 @@ ngx_http_container_claim_done(ngx_http_container_node_t *node,
         return;
     }
 
-    /* an event about this generation may have come before the reply */
-
-    stale = (uint64_t) n < node->gen
-            || ((uint64_t) n == node->gen && node->gen_down);
-
     ngx_log_debug5(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
                    NGX_HTTP_CONTAINER_LOG "%V class:\"%V\" id:\"%V\" gen:%i "
-                   "stale:%ui", status, &node->class, &node->log_id, n,
-                   stale);
+                   "known:%uL", status, &node->class, &node->log_id, n,
+                   node->gen);
 
     if (status->len == sizeof("ready") - 1
         && ngx_strncmp(status->data, "ready", status->len) == 0)
     {
-        if (stale) {
-            /* it was ready, and has stopped since: wake it anew */
-
-            if (ngx_http_container_claim(node, node->wake_timeout)
-                != NGX_OK)
-            {
-                ngx_http_container_fail_all(node,
-                                            NGX_HTTP_SERVICE_UNAVAILABLE,
-                                            NULL, NULL);
-            }
-
+        if ((uint64_t) n < node->gen
+            || ((uint64_t) n == node->gen
+                && node->gen_state != NGX_HTTP_CONTAINER_GEN_LIVE))
+        {
+            /* it was ready, and has been put to sleep since */
+            ngx_http_container_reclaim(node);
             return;
         }
 
-        if (ngx_http_container_node_addr(node, addr) != NGX_OK) {
+        if (ngx_http_container_node_addr(node, arg) != NGX_OK) {
             ngx_http_container_fail_all(node, NGX_HTTP_BAD_GATEWAY,
-                                        "bad address in registry", addr);
+                                        "bad address in registry", arg);
             return;
         }
 
         node->gen = n;
+        node->gen_state = NGX_HTTP_CONTAINER_GEN_LIVE;
 
         /* without the events channel nobody would say it went stale */
 
@@ -343,26 +375,43 @@ ngx_http_container_claim_done(ngx_http_container_node_t *node,
         return;
     }
 
-    /* "waiting" or "claimed" */
+    /* "waiting" or "claimed": held until an event says how it went */
 
-    if (stale || ((uint64_t) n == node->gen
-                  && node->state == NGX_HTTP_CONTAINER_NODE_READY))
-    {
-        if (node->state == NGX_HTTP_CONTAINER_NODE_READY) {
-            ngx_http_container_resume_all(node,
-                                          NGX_HTTP_CONTAINER_CACHE_COLD);
+    stopping = (arg->len == sizeof("stopping") - 1
+                && ngx_strncmp(arg->data, "stopping", arg->len) == 0);
 
-        } else {
-            ngx_http_container_fail_all(node, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "wake failed", NULL);
-        }
-
+    if ((uint64_t) n > node->gen) {
+        node->gen = n;
+        node->gen_state = stopping ? NGX_HTTP_CONTAINER_GEN_STOPPING
+                                   : NGX_HTTP_CONTAINER_GEN_LIVE;
+        node->state = NGX_HTTP_CONTAINER_NODE_WAITING;
         return;
     }
 
-    node->gen = n;
-    node->gen_down = 0;
-    node->state = NGX_HTTP_CONTAINER_NODE_WAITING;
+    if (node->state == NGX_HTTP_CONTAINER_NODE_READY) {
+        /* its "ready" came first */
+        ngx_http_container_resume_all(node, NGX_HTTP_CONTAINER_CACHE_COLD);
+        return;
+    }
+
+    if (node->gen_state == NGX_HTTP_CONTAINER_GEN_FAILED) {
+        ngx_http_container_fail_all(node, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "wake failed", NULL);
+        return;
+    }
+
+    if ((uint64_t) n == node->gen
+        && (node->gen_state == NGX_HTTP_CONTAINER_GEN_LIVE
+            || (node->gen_state == NGX_HTTP_CONTAINER_GEN_STOPPING
+                && stopping)))
+    {
+        node->state = NGX_HTTP_CONTAINER_NODE_WAITING;
+        return;
+    }
+
+    /* what the reply waits for has ended already */
+
+    ngx_http_container_reclaim(node);
 }
 
 
@@ -396,7 +445,7 @@ ngx_http_container_event(ngx_str_t *class, ngx_str_t *id, uint64_t gen,
 
     if (gen > node->gen) {
         node->gen = gen;
-        node->gen_down = 0;
+        node->gen_state = NGX_HTTP_CONTAINER_GEN_LIVE;
     }
 
     if (state->len == sizeof("ready") - 1
@@ -412,6 +461,7 @@ ngx_http_container_event(ngx_str_t *class, ngx_str_t *id, uint64_t gen,
             return;
         }
 
+        node->gen_state = NGX_HTTP_CONTAINER_GEN_LIVE;
         node->state = NGX_HTTP_CONTAINER_NODE_READY;
         ngx_http_container_resume_all(node, NGX_HTTP_CONTAINER_CACHE_COLD);
         return;
@@ -419,19 +469,37 @@ ngx_http_container_event(ngx_str_t *class, ngx_str_t *id, uint64_t gen,
 
     /* stopping, stopped, failed: the address is no longer to be used */
 
-    node->gen_down = 1;
-
-    if (node->state == NGX_HTTP_CONTAINER_NODE_READY
-        || node->state == NGX_HTTP_CONTAINER_NODE_WAITING)
-    {
+    if (node->state == NGX_HTTP_CONTAINER_NODE_READY) {
         node->state = NGX_HTTP_CONTAINER_NODE_IDLE;
     }
 
     if (state->len == sizeof("stopping") - 1
         && ngx_strncmp(state->data, "stopping", state->len) == 0)
     {
+        /* the requests held meanwhile wait for it to be gone */
+        node->gen_state = NGX_HTTP_CONTAINER_GEN_STOPPING;
         return;
     }
+
+    if (node->state == NGX_HTTP_CONTAINER_NODE_WAITING) {
+        node->state = NGX_HTTP_CONTAINER_NODE_IDLE;
+    }
+
+    if (state->len == sizeof("stopped") - 1
+        && ngx_strncmp(state->data, "stopped", state->len) == 0)
+    {
+        /* at most one instance of an ID: the next may start only now */
+
+        node->gen_state = NGX_HTTP_CONTAINER_GEN_STOPPED;
+
+        if (!node->busy && !ngx_queue_empty(&node->waiters)) {
+            ngx_http_container_reclaim(node);
+        }
+
+        return;
+    }
+
+    node->gen_state = NGX_HTTP_CONTAINER_GEN_FAILED;
 
     ngx_http_container_fail_all(node, NGX_HTTP_SERVICE_UNAVAILABLE,
                                 "wake failed", reason);
@@ -472,6 +540,42 @@ ngx_http_container_subscribed(ngx_uint_t on)
             ngx_http_container_fail_all(node, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "registry claim not sent", NULL);
         }
+    }
+}
+
+
+/*
+ * The command connection is set up (on: AUTH and SELECT answered) or gone
+ * (off). The claims kept back while it was being set up are sent now, or
+ * their requests get 503 at once, as they would have without a connection.
+ */
+
+void
+ngx_http_container_connected(ngx_uint_t on)
+{
+    ngx_queue_t                *q;
+    ngx_http_container_node_t  *node;
+
+    for (q = ngx_queue_head(&ngx_http_container_lru);
+         q != ngx_queue_sentinel(&ngx_http_container_lru);
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_container_node_t, lru);
+
+        if (node->busy || node->state != NGX_HTTP_CONTAINER_NODE_IDLE
+            || ngx_queue_empty(&node->waiters))
+        {
+            continue;
+        }
+
+        if (on
+            && ngx_http_container_claim(node, node->wake_timeout) == NGX_OK)
+        {
+            continue;
+        }
+
+        ngx_http_container_fail_all(node, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NULL, NULL);
     }
 }
 
@@ -540,6 +644,8 @@ ngx_http_container_resume_all(ngx_http_container_node_t *node,
     ngx_queue_t               *q;
     ngx_http_container_ctx_t  *ctx;
 
+    node->reclaims = 0;
+
     while (!ngx_queue_empty(&node->waiters)) {
         q = ngx_queue_head(&node->waiters);
         ngx_queue_remove(q);
@@ -561,6 +667,8 @@ ngx_http_container_fail_all(ngx_http_container_node_t *node,
     ngx_str_t                  text;
     ngx_queue_t               *q;
     ngx_http_container_ctx_t  *ctx;
+
+    node->reclaims = 0;
 
     /* the reason comes from the registry: escaped like an ID */
 

@@ -1,5 +1,7 @@
 # Idle instances are put to sleep; the next request wakes a new one
 use Test::Nginx::Socket 'no_plan';
+use lib 't/tools';
+use NgxcRegistry;
 
 our $HttpConfig = qq{
     container_registry 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
@@ -22,6 +24,12 @@ our $Config = join '', map { qq{
         add_header X-Cache \$container_cache always;
     }
 } } qw(idle stubborn echo);
+
+$Config .= q{
+    location = /launcher.log {
+        alias $TEST_NGINX_LAUNCHER_LOG;
+    }
+};
 
 no_shuffle();
 run_tests();
@@ -64,5 +72,36 @@ __DATA__
 --- response_headers eval
 ["X-Cache: cold", "X-Cache: warm", "X-Cache: cold"]
 --- timeout: 15
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: an instance that takes its grace to stop
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- request
+GET /stubborn/stop-wait/a
+--- response_headers
+X-Cache: cold
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: a request while it stops waits until it is gone: one at a time
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcRegistry::wait_for_field('ngxc:inst:{stubborn:stop-wait}', 'state',
+                             'stopping');
+--- request eval
+["GET /stubborn/stop-wait/b", "GET /launcher.log"]
+--- response_headers eval
+["X-Cache: cold", "!X-Cache"]
+--- response_body_like eval
+[qr{^method=GET\npath=/b\nid=stop-wait\n[\s\S]*\ngen=2\n},
+ qr{\bexit class=stubborn id=stop-wait gen=1 [^\n]*signal 9[\s\S]*\bstart class=stubborn id=stop-wait gen=2 }]
+--- timeout: 10
 --- no_error_log
 [error]

@@ -9,8 +9,8 @@ use warnings;
 use Time::HiRes qw(sleep);
 use base 'Exporter';
 
-our @EXPORT = qw(redis wait_for_gateway kill_gateway_connections
-                 lose_registry);
+our @EXPORT = qw(redis report wait_for_field wait_for_gateway
+                 kill_gateway_connections lose_registry);
 
 my $port = $ENV{TEST_NGINX_REDIS_PORT}
     or die "TEST_NGINX_REDIS_PORT is not set";
@@ -18,6 +18,40 @@ my $port = $ENV{TEST_NGINX_REDIS_PORT}
 sub redis {
     system('redis-cli', '-p', $port, @_) == 0
         or die "redis-cli @_ failed";
+}
+
+# the reply of one redis-cli command (options such as -n first), as text
+sub reply {
+    open my $fh, '-|', 'redis-cli', '-p', $port, @_
+        or die "redis-cli @_: $!";
+    local $/;
+    my $text = <$fh> // '';
+    close $fh;
+    return $text;
+}
+
+# What the registry holds, for a test to read back through nginx: the
+# replies of the commands (array refs), one after the other, in the file
+# that a test's "location = /registry" serves
+our $Report = "$ENV{TEST_NGINX_LAUNCHER_LOG}.registry";
+
+sub report {
+    my @commands = @_;
+    open my $fh, '>', $Report or die "$Report: $!";
+    print $fh reply(@$_) for @commands;
+    close $fh;
+}
+
+# wait until a field of a record has a value, 10 s at most
+sub wait_for_field {
+    my ($key, $field, $value) = @_;
+    for (1 .. 200) {
+        my $got = reply('hget', $key, $field);
+        chomp $got;
+        return if $got eq $value;
+        sleep 0.05;
+    }
+    die "$key: $field did not become \"$value\"";
 }
 
 # the IDs of the gateway's registry connections (CLIENT SETNAME
