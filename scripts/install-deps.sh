@@ -29,13 +29,28 @@ done
 
 echo "installing: ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null \
+        || { echo "error: installing needs root: run as root or install sudo"
+             exit 1; }
     sudo=sudo
 else
     sudo=
 fi
 
-# the packaged services are not wanted: the project starts its own on
-# loopback ports, so keep apt from starting nginx and redis on 80 and 6379
-export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1
+# The packaged services are not wanted: the project starts its own on
+# loopback ports. Debian's policy layer (invoke-rc.d, deb-systemd-invoke)
+# asks /usr/sbin/policy-rc.d whether a package may start its service; one
+# that answers 101 ("forbidden") keeps nginx and redis off ports 80 and
+# 6379 while they are installed. It is put there only when there is none,
+# and removed again however the install ends.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e $policy ]; then
+    trap '$sudo rm -f $policy' EXIT
+    printf '#!/bin/sh\n# ngx_container install-deps.sh, while it runs\nexit 101\n' \
+        | $sudo tee $policy >/dev/null
+    $sudo chmod 755 $policy
+fi
+
+export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
