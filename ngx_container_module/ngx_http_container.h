@@ -30,6 +30,9 @@
 
 #define NGX_HTTP_CONTAINER_ID_MAX       512
 
+/* generations are below 2^53: exact in JSON, Lua and cJSON's doubles */
+#define NGX_HTTP_CONTAINER_GEN_MAX      9007199254740992.0
+
 /* how much of an ID, escaped, an error-log line shows */
 #define NGX_HTTP_CONTAINER_LOG_ID_MAX   128
 #define NGX_HTTP_CONTAINER_CLASS_MAX    64
@@ -124,6 +127,7 @@ typedef struct {
     ngx_http_container_node_state_e  state;
     ngx_http_container_gen_state_e   gen_state;
     uint64_t                    gen;        /* newest generation known */
+    uint64_t                    claim_gen;  /* gen when the claim went */
     ngx_uint_t                  reclaims;   /* for the held requests */
     unsigned                    in_touch:1;
     unsigned                    busy:1;     /* a reply will name it */

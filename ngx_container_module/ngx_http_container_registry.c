@@ -65,7 +65,15 @@ static ngx_int_t ngx_http_container_json_str(void *json, const char *name,
 
 /*
  * claim: KEYS[1] the instance record, ARGV[1] the wake timeout in ms;
- * see "The registry protocol" in README.md
+ * see "The registry protocol" in README.md.
+ *
+ * A new generation is the old one plus one, or Redis's clock in
+ * milliseconds if that is more: so it still grows when the record was
+ * lost (a flush, a restart without persistence, a stopped record that
+ * expired), and no gateway that remembers an older one takes the new
+ * one's answers and events as stale. A generation or deadline that is
+ * not a number (a hand's write) counts as none, rather than failing the
+ * script for ever.
  */
 
 static const char  ngx_http_container_claim_script[] =
@@ -73,20 +81,22 @@ static const char  ngx_http_container_claim_script[] =
     "local now = t[1] * 1000 + math.floor(t[2] / 1000) "
     "local r = redis.call('HMGET', KEYS[1], 'state', 'addr', 'gen', "
                                            "'deadline') "
-    "if r[1] == 'ready' then "
+    "local gen = tonumber(r[3]) "
+    "if not gen or gen ~= gen or gen < 0 or gen >= 2^53 then gen = 0 end "
+    "if r[1] == 'ready' and gen > 0 and r[2] then "
         "redis.call('HSET', KEYS[1], 'last_active', now) "
         "return {'ready', r[3], r[2]} "
     "end "
     "if (r[1] == 'waking' or r[1] == 'starting' or r[1] == 'stopping') "
-       "and tonumber(r[4] or 0) > now then "
+       "and gen > 0 and (tonumber(r[4]) or 0) > now then "
         "return {'waiting', r[3], r[1]} "
     "end "
-    "local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1) "
-    "redis.call('HSET', KEYS[1], 'state', 'waking', "
+    "gen = string.format('%.0f', math.max(gen + 1, now)) "
+    "redis.call('HSET', KEYS[1], 'gen', gen, 'state', 'waking', "
                "'deadline', now + tonumber(ARGV[1]), 'updated', now) "
     "redis.call('HDEL', KEYS[1], 'addr', 'owner', 'reason', 'pid') "
     "redis.call('PERSIST', KEYS[1]) "
-    "return {'claimed', tostring(gen), 'waking'}";
+    "return {'claimed', gen, 'waking'}";
 
 
 /* touch: a gateway saw the instance in use */
@@ -223,6 +233,16 @@ ngx_http_container_redis_connect(ngx_http_container_redis_t *rd)
 
         ngx_add_timer(&rd->timer, NGX_HTTP_CONTAINER_RECONNECT);
         return NGX_ERROR;
+    }
+
+    /*
+     * a Redis host that dies, or a firewall that forgets the connection,
+     * sends nothing: TCP keepalive finds out (hiredis: 15s, then probes),
+     * where no reply is awaited, as on the subscriber
+     */
+
+    if (rcf->port) {
+        (void) redisEnableKeepAlive(&ac->c);
     }
 
     c = ngx_get_connection(ac->c.fd, ngx_http_container_log);
@@ -971,11 +991,15 @@ ngx_http_container_message(redisAsyncContext *ac, void *r, void *data)
     if (ngx_http_container_json_str(json, "class", &class) != NGX_OK
         || ngx_http_container_json_str(json, "id", &id) != NGX_OK
         || ngx_http_container_json_str(json, "state", &state) != NGX_OK
-        || !cJSON_IsNumber(gen) || gen->valuedouble < 0)
+        || !cJSON_IsNumber(gen) || !(gen->valuedouble >= 0)
+        || gen->valuedouble >= NGX_HTTP_CONTAINER_GEN_MAX)
     {
+        /* a generation past 2^53 is not exact, nor one that Lua writes */
+
         ngx_log_error(NGX_LOG_WARN, ngx_http_container_log, 0,
                       NGX_HTTP_CONTAINER_LOG "event on \"%s\" lacks class, "
-                      "id, state or gen, ignored", ngx_http_container_channel);
+                      "id, state or a valid gen, ignored",
+                      ngx_http_container_channel);
         cJSON_Delete(json);
         return;
     }

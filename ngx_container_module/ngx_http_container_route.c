@@ -251,6 +251,16 @@ ngx_http_container_claim(ngx_http_container_node_t *node,
 {
     ngx_int_t  rc;
 
+    /*
+     * one claim of a node at a time: the reply of the one on its way
+     * decides for every request held meanwhile, and claims again if the
+     * events since make it stale; a node is never evicted with a reply due
+     */
+
+    if (node->busy) {
+        return NGX_OK;
+    }
+
     rc = ngx_http_container_registry_claim(node, wake_timeout);
 
     if (rc != NGX_OK && rc != NGX_AGAIN) {
@@ -268,6 +278,7 @@ ngx_http_container_claim(ngx_http_container_node_t *node,
 
     node->state = NGX_HTTP_CONTAINER_NODE_CLAIMING;
     node->busy = 1;
+    node->claim_gen = node->gen;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
                    NGX_HTTP_CONTAINER_LOG "claim class:\"%V\" id:\"%V\"",
@@ -343,6 +354,29 @@ ngx_http_container_claim_done(ngx_http_container_node_t *node,
                    NGX_HTTP_CONTAINER_LOG "%V class:\"%V\" id:\"%V\" gen:%i "
                    "known:%uL", status, &node->class, &node->log_id, n,
                    node->gen);
+
+    /*
+     * The record's generation only grows, so a claim answers at least the
+     * generation known when it was sent. Less means the registry lost the
+     * record since (a flush, a restart without persistence, an expiry, a
+     * hand's DEL): its answer is the truth now, else the ID would be
+     * claimed again and again, each answer taken as stale.
+     */
+
+    if ((uint64_t) n < node->claim_gen) {
+        ngx_log_error(NGX_LOG_WARN, ngx_http_container_log, 0,
+                      NGX_HTTP_CONTAINER_LOG "registry generation of class "
+                      "\"%V\" id \"%V\" went back from %uL to %i: the "
+                      "record was lost", &node->class, &node->log_id,
+                      node->gen, n);
+
+        node->gen = n;
+        node->gen_state = NGX_HTTP_CONTAINER_GEN_LIVE;
+
+        if (node->state == NGX_HTTP_CONTAINER_NODE_READY) {
+            node->state = NGX_HTTP_CONTAINER_NODE_IDLE;
+        }
+    }
 
     if (status->len == sizeof("ready") - 1
         && ngx_strncmp(status->data, "ready", status->len) == 0)

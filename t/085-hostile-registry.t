@@ -101,3 +101,83 @@ is not JSON, ignored
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 6: a generation that went back (the record lost, written again)
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcRegistry::wait_for_gateway();
+NgxcRegistry::get('/echo/gen-back/a') =~ /^id=gen-back$/m
+    or die "the first request did not reach gen-back";
+my $key = 'ngxc:inst:{echo:gen-back}';
+my ($gen, $addr) = map { NgxcRegistry::field($key, $_) } qw(gen addr);
+# the worker hears of a later generation, stopping, and forgets the
+# address; then the registry has only the earlier one, as after a loss
+my $later = $gen + 1000;
+NgxcRegistry::redis('publish', 'ngxc:events', qq({"class":"echo",)
+    . qq("id":"gen-back","gen":$later,"state":"stopping","addr":"$addr"}));
+sleep 0.3;
+--- request
+GET /echo/gen-back/b
+--- error_code: 200
+--- response_body_like
+^method=GET
+path=/b
+id=gen-back
+--- response_headers
+X-Cache: warm
+--- error_log eval
+qr/container: registry generation of class "echo" id "gen-back" went back from \d+ to \d+: the record was lost/
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: a generation and a deadline that are not numbers
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcRegistry::redis(qw(hset ngxc:inst:{echo:hostile-7} state waking gen abc
+                       deadline xyz));
+--- request
+GET /echo/hostile-7/x
+--- error_code: 200
+--- response_body_like
+^method=GET
+path=/x
+id=hostile-7
+--- response_headers
+X-Cache: cold
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: events with generations no double holds exactly are ignored
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcRegistry::wait_for_gateway();
+NgxcRegistry::get('/echo/hostile-8/a') =~ /^id=hostile-8$/m
+    or die "the first request did not reach hostile-8";
+NgxcRegistry::redis(qw(publish ngxc:events), $_) for
+    '{"class":"echo","id":"hostile-8","gen":1e400,"state":"stopped"}',
+    '{"class":"echo","id":"hostile-8","gen":18446744073709551616,"state":"stopped"}',
+    '{"class":"echo","id":"hostile-8","gen":1152921504606846976,"state":"stopped"}',
+    '{"class":"echo","id":"hostile-8","gen":-1,"state":"stopped"}';
+sleep 0.3;
+--- request
+GET /echo/hostile-8/b
+--- error_code: 200
+--- response_body_like
+^method=GET
+path=/b
+id=hostile-8
+--- response_headers
+X-Cache: hit
+--- error_log
+lacks class, id, state or a valid gen, ignored
+--- no_error_log
+[error]

@@ -139,7 +139,7 @@ NgxcLauncher::stop('TERM');
 --- request
 GET /orphan-launcher.log
 --- response_body_like
-ready class=orphan id=db-cross gen=1 pid=\d+ port=\d+ addr=127\.0\.0\.1:\d+
+ready class=orphan id=db-cross gen=\d+ pid=\d+ port=\d+ addr=127\.0\.0\.1:\d+
 
 
 

@@ -174,4 +174,4 @@ NgxcLauncher::stop('TERM');
 --- request
 GET /orphan-launcher.log
 --- response_body_like
-reconcile class=orphan id=named-1 gen=1 owner=orphans-here
+reconcile class=orphan id=named-1 gen=\d+ owner=orphans-here

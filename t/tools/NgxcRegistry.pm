@@ -10,7 +10,7 @@ use Time::HiRes qw(sleep);
 use base 'Exporter';
 
 our @EXPORT = qw(redis report wait_for_field wait_for_gateway
-                 kill_gateway_connections lose_registry);
+                 kill_gateway_connections lose_registry field get);
 
 my $port = $ENV{TEST_NGINX_REDIS_PORT}
     or die "TEST_NGINX_REDIS_PORT is not set";
@@ -28,6 +28,28 @@ sub reply {
     my $text = <$fh> // '';
     close $fh;
     return $text;
+}
+
+# one field of a record, without the newline
+sub field {
+    my ($key, $name) = @_;
+    my $value = reply('hget', $key, $name);
+    chomp $value;
+    return $value;
+}
+
+# a request to the gateway under test from a block's "init", for what must
+# happen between two requests: its body, 10 s at most
+sub get {
+    my ($path) = @_;
+    my $port = $Test::Nginx::Util::ServerPort || 1984;
+    open my $fh, '-|', 'curl', '-s', '--max-time', '10',
+        "http://127.0.0.1:$port$path"
+        or die "curl $path: $!";
+    local $/;
+    my $body = <$fh> // '';
+    close $fh;
+    return $body;
 }
 
 # What the registry holds, for a test to read back through nginx: the
