@@ -121,6 +121,8 @@ struct ngxc_launcher_instance_s {
     int                        port;
     char                      *addr;
     const char                *stop_reason;    /* recorded when it ends */
+    char                       given_up[128];  /* why it will not be ready */
+    char                       pending[NGXC_LAUNCHER_GEN_MAX]; /* a wake */
     int64_t                    idle_next;      /* when to run idle again */
     struct event              *deadline;       /* start_timeout */
     struct event              *probe_timer;

@@ -40,6 +40,10 @@ static void ngxc_launcher_instance_release(ngxc_launcher_instance_t *inst);
 static void ngxc_launcher_instance_over(ngxc_launcher_instance_t *inst);
 static int ngxc_launcher_instance_eval(ngxc_launcher_step_e step,
     ngxc_launcher_instance_t *inst, const char *arg, const char *arg2);
+static void ngxc_launcher_instance_take_ms(ngxc_launcher_class_t *cls,
+    char *buf, size_t size);
+static void ngxc_launcher_instance_give_up(ngxc_launcher_instance_t *inst,
+    const char *reason);
 static void ngxc_launcher_instance_log(const char *step,
     ngxc_launcher_instance_t *inst, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -196,6 +200,38 @@ ngxc_launcher_wake(const char *name, const u_char *id, size_t id_len,
         if (strcmp(inst->gen, gen) == 0) {
             ngxc_launcher_log_step("stale", name, id, id_len, gen,
                                    " reason=duplicate");
+            return;
+        }
+
+        /*
+         * A newer generation while a process of this ID still runs here,
+         * starting, stopping or refused as ready: at most one process of
+         * an ID at a time, so the wake waits until that one is reaped
+         * (ngxc_launcher_instance_ended()). One that is still starting
+         * is stopped now: the record has moved on, so it could never be
+         * announced.
+         */
+
+        if (inst->pid != 0 && strlen(gen) < sizeof(inst->pending)
+            && strtoull(gen, NULL, 10) > strtoull(inst->gen, NULL, 10))
+        {
+            if (inst->pending[0] == '\0'
+                || strtoull(gen, NULL, 10)
+                   > strtoull(inst->pending, NULL, 10))
+            {
+                snprintf(inst->pending, sizeof(inst->pending), "%s", gen);
+            }
+
+            ngxc_launcher_log_step("defer", name, id, id_len, gen,
+                                   " pid=%d reason=\"gen=%s still runs\"",
+                                   (int) inst->pid, inst->gen);
+
+            if (inst->state == NGXC_LAUNCHER_STARTING) {
+                inst->recorded = 1;
+                ngxc_launcher_instance_stop(inst, "a newer generation was "
+                                            "claimed");
+            }
+
             return;
         }
     }
@@ -456,7 +492,7 @@ ngxc_launcher_instance_eval(ngxc_launcher_step_e step,
     char  ms[32], ms2[32];
 
     if (step == NGXC_LAUNCHER_STEP_TAKE) {
-        snprintf(ms, sizeof(ms), "%.0f", inst->cls->start_timeout * 1000);
+        ngxc_launcher_instance_take_ms(inst->cls, ms, sizeof(ms));
         arg = ms;
 
     } else if (step == NGXC_LAUNCHER_STEP_IDLE) {
@@ -470,6 +506,22 @@ ngxc_launcher_instance_eval(ngxc_launcher_step_e step,
     return ngxc_launcher_registry_eval(step, inst, inst->cls->name,
                                        inst->id, inst->id_len, inst->gen,
                                        arg, arg2);
+}
+
+
+/*
+ * how long a taken record stays "starting": the start, and the stop of a
+ * process that missed start_timeout, whose failure is recorded only once
+ * it is gone; the launcher's own timer starts after the take, so the
+ * registry's deadline is always the later one
+ */
+
+static void
+ngxc_launcher_instance_take_ms(ngxc_launcher_class_t *cls, char *buf,
+    size_t size)
+{
+    snprintf(buf, size, "%.0f", (cls->start_timeout + cls->stop_grace
+                                 + NGXC_LAUNCHER_STOP_SLACK) * 1000);
 }
 
 
@@ -563,7 +615,7 @@ ngxc_launcher_instance_adopt(ngxc_launcher_instance_t *inst, const char *gen)
     char  ms[32];
 
     snprintf(inst->adopt, sizeof(inst->adopt), "%s", gen);
-    snprintf(ms, sizeof(ms), "%.0f", inst->cls->start_timeout * 1000);
+    ngxc_launcher_instance_take_ms(inst->cls, ms, sizeof(ms));
 
     inst->state = NGXC_LAUNCHER_READYING;
 
@@ -970,7 +1022,25 @@ ngxc_launcher_instance_expired(evutil_socket_t fd, short what, void *data)
     snprintf(reason, sizeof(reason), "not ready after %gs",
              inst->cls->start_timeout);
 
-    ngxc_launcher_instance_fail(inst, reason);
+    ngxc_launcher_instance_give_up(inst, reason);
+}
+
+
+/*
+ * A started process that will not be ready: it is stopped, and the fail
+ * step runs once it is reaped (ngxc_launcher_instance_ended()). Failed
+ * at once, the record could be claimed again and a second process of the
+ * ID started while this one still runs out its stop_grace; the take's
+ * deadline holds gateways off until then.
+ */
+
+static void
+ngxc_launcher_instance_give_up(ngxc_launcher_instance_t *inst,
+    const char *reason)
+{
+    snprintf(inst->given_up, sizeof(inst->given_up), "%s", reason);
+    inst->stop_reason = inst->given_up;
+
     ngxc_launcher_instance_stop(inst, reason);
 }
 
@@ -1323,8 +1393,7 @@ ngxc_launcher_instance_ready_step(ngxc_launcher_instance_t *inst)
                                     inst->addr, pid)
         != 0)
     {
-        ngxc_launcher_instance_fail(inst, "out of memory");
-        ngxc_launcher_instance_stop(inst, "out of memory");
+        ngxc_launcher_instance_give_up(inst, "out of memory");
     }
 }
 
@@ -1385,8 +1454,7 @@ ngxc_launcher_instance_readied(ngxc_launcher_instance_t *inst,
     }
 
     if (reply == NULL) {
-        ngxc_launcher_instance_fail(inst, "ready step failed");
-        ngxc_launcher_instance_stop(inst, "ready step failed");
+        ngxc_launcher_instance_give_up(inst, "ready step failed");
         return;
     }
 
@@ -1465,6 +1533,13 @@ ngxc_launcher_instance_idled(ngxc_launcher_instance_t *inst,
 
     if (reply->integer > 0) {
         inst->idle_next = ngxc_launcher_msec() + reply->integer;
+
+        if (inst->pending[0] != '\0') {
+            /* a wake came while the idle step ran: it is still alive */
+            ngxc_launcher_instance_adopt(inst, inst->pending);
+            inst->pending[0] = '\0';
+        }
+
         return;
     }
 
@@ -1542,8 +1617,10 @@ ngxc_launcher_instance_kill(evutil_socket_t fd, short what, void *data)
 static void
 ngxc_launcher_instance_ended(ngxc_launcher_instance_t *inst, int status)
 {
-    char   how[64], reason[96], qhow[96], qreason[128];
-    pid_t  pid;
+    char         how[64], reason[160], qhow[96], qreason[192], *pending;
+    pid_t        pid;
+    size_t       id_len;
+    const char  *cls;
 
     if (WIFEXITED(status)) {
         snprintf(how, sizeof(how), "exited with status %d",
@@ -1603,9 +1680,30 @@ ngxc_launcher_instance_ended(ngxc_launcher_instance_t *inst, int status)
         ngxc_launcher_instance_fail(inst, reason);
     }
 
+    /* a wake that waited for this process to end: ngxc_launcher_wake() */
+
+    pending = NULL;
+
+    if (inst->pending[0] != '\0') {
+        pending = malloc(NGXC_LAUNCHER_GEN_MAX + inst->id_len);
+
+        if (pending != NULL) {
+            memcpy(pending, inst->pending, NGXC_LAUNCHER_GEN_MAX);
+            memcpy(pending + NGXC_LAUNCHER_GEN_MAX, inst->id, inst->id_len);
+            id_len = inst->id_len;
+            cls = inst->cls->name;
+        }
+    }
+
     inst->pid = 0;
     inst->port = 0;
 
     ngxc_launcher_instance_over(inst);
     ngxc_launcher_instance_release(inst);
+
+    if (pending != NULL) {
+        ngxc_launcher_wake(cls, (u_char *) pending + NGXC_LAUNCHER_GEN_MAX,
+                           id_len, pending);
+        free(pending);
+    }
 }

@@ -37,14 +37,17 @@
 
 
 /*
- * ARGV[5]: start timeout, ms; returns 1 if taken, 0 if stale: another
- * generation, or a claim that lapsed, whose requests have had their 503
+ * ARGV[5]: how long the start may take, ms: start_timeout, and the stop of
+ * a process that missed it (stop_grace and slack), so that no gateway
+ * claims again while it may still run; returns 1 if taken, 0 if stale:
+ * another generation, or a claim that lapsed, whose requests have had
+ * their 503
  */
 
 static const char  ngxc_launcher_script_take[] =
     NGXC_LAUNCHER_LUA_PROLOGUE
     "if r[1] ~= 'waking' or r[2] ~= ARGV[1] then return 0 end\n"
-    "if tonumber(r[6] or 0) <= now then return 0 end\n"
+    "if (tonumber(r[6]) or 0) <= now then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'state', 'starting', 'owner', ARGV[2],\n"
     "           'deadline', now + tonumber(ARGV[5]), 'updated', now)\n"
     "return 1\n";
@@ -72,15 +75,22 @@ static const char  ngxc_launcher_script_ready[] =
  * deadline before which gateways wait for it to end rather than claim);
  * returns 0 if the record is now stopping (or was already, by an idle
  * whose reply was lost), the milliseconds left before it is idle, or -1 if
- * the record is no longer this instance's
+ * the record is no longer this instance's.  In that last case the record
+ * was lost (a flush, a restart without persistence) or retired, and the
+ * launcher stops the process: "stopped" is published all the same, so no
+ * gateway keeps its address for a port that will be handed out again.
  */
 
 static const char  ngxc_launcher_script_idle[] =
     NGXC_LAUNCHER_LUA_PROLOGUE
-    "if r[2] ~= ARGV[1] or r[3] ~= ARGV[2] then return -1 end\n"
+    "if r[2] ~= ARGV[1] or r[3] ~= ARGV[2]\n"
+    "   or (r[1] ~= 'ready' and r[1] ~= 'stopping')\n"
+    "then\n"
+    "  publish('stopped', 'reason', 'record moved on')\n"
+    "  return -1\n"
+    "end\n"
     "if r[1] == 'stopping' then return 0 end\n"
-    "if r[1] ~= 'ready' then return -1 end\n"
-    "local left = tonumber(r[4] or 0) + tonumber(ARGV[5]) - now\n"
+    "local left = (tonumber(r[4]) or 0) + tonumber(ARGV[5]) - now\n"
     "if left > 0 then return left end\n"
     "redis.call('HSET', KEYS[1], 'state', 'stopping', 'updated', now,\n"
     "           'deadline', now + tonumber(ARGV[6]))\n"
@@ -110,11 +120,17 @@ static const char  ngxc_launcher_script_fail[] =
  * ARGV[5]: reason; returns 1 if stopped, 0 if the record moved on.  A record
  * already stopped or failed is left alone, so running exit twice (its reply
  * was lost with the connection) neither rewrites it nor publishes again.
+ * A record that is another generation's, or gone, is left alone too, but
+ * "stopped" is published for this one: a gateway may still hold its
+ * address.
  */
 
 static const char  ngxc_launcher_script_exit[] =
     NGXC_LAUNCHER_LUA_PROLOGUE
-    "if r[2] ~= ARGV[1] or r[3] ~= ARGV[2] then return 0 end\n"
+    "if r[2] ~= ARGV[1] or r[3] ~= ARGV[2] then\n"
+    "  publish('stopped', 'reason', ARGV[5])\n"
+    "  return 0\n"
+    "end\n"
     "if r[1] == 'stopped' or r[1] == 'failed' then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'state', 'stopped', 'reason', ARGV[5],\n"
     "           'updated', now)\n"

@@ -150,3 +150,29 @@ GET /nosuch/x%0D%0AFORGED%20line%22/x
 container: wake timed out after 1000ms, class "nosuch" id "x\x0d\x0aFORGED line\x22"
 --- no_error_log eval
 qr/^FORGED/
+
+
+
+=== TEST 10: a start that times out: no second process until the first is gone
+--- http_config eval: $::HttpConfig
+--- config
+    location ~ ^/neverready/(?<oid>[^/]+)(?<rest>/.*)$ {
+        container neverready $oid;
+        container_wake_timeout 3s;
+        rewrite ^ $rest break;
+        proxy_pass http://containers;
+    }
+
+    location = /launcher.log {
+        alias $TEST_NGINX_LAUNCHER_LOG;
+    }
+--- request eval
+["GET /neverready/one-at-a-time/a", "GET /neverready/one-at-a-time/b",
+ "GET /launcher.log"]
+--- error_code eval
+[503, 503, 200]
+--- response_body_like eval
+[qr/503/, qr/503/,
+ qr/\bstart class=neverready id=one-at-a-time gen=(\d+) (?:(?!\bstart class=neverready id=one-at-a-time )[\s\S])*\bexit class=neverready id=one-at-a-time gen=\1 [^\n]*signal 9[\s\S]*\bfail class=neverready id=one-at-a-time gen=\1 reason="not ready after 1s"/]
+--- timeout: 12
+

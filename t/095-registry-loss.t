@@ -25,6 +25,13 @@ our $Config = q{
         proxy_set_header Connection "";
         add_header X-Cache $container_cache always;
     }
+
+    location ~ ^/idle/(?<oid>[^/]+)(?<rest>/.*)$ {
+        container idle $oid;
+        rewrite ^ $rest break;
+        proxy_pass http://containers;
+        add_header X-Cache $container_cache always;
+    }
 };
 
 no_shuffle();
@@ -56,4 +63,30 @@ GET /counter/loss-1/hit
 3
 --- response_headers
 X-Cache: cold
+--- timeout: 8
+
+
+
+=== TEST 3: a record lost while its instance runs: no worker keeps the address
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcRegistry::wait_for_gateway();
+NgxcRegistry::get('/idle/lost-addr/a') =~ /^id=lost-addr$/m
+    or die "the first request did not reach lost-addr";
+my $key = 'ngxc:inst:{idle:lost-addr}';
+# no connection drops: only the record goes, then the launcher's idle
+# step (idle_timeout 2 s) finds it gone and stops the instance
+NgxcRegistry::redis('del', $key);
+sleep 3.5;
+--- request
+GET /idle/lost-addr/b
+--- response_headers
+X-Cache: cold
+--- response_body_like
+^method=GET
+path=/b
+id=lost-addr
+--- no_error_log
+[error]
 --- timeout: 8
