@@ -27,6 +27,7 @@
 #define NGX_HTTP_CONTAINER_KEY_INST     "ngxc:inst:{"
 #define NGX_HTTP_CONTAINER_KEY_WAKE     "ngxc:{wake}:"
 #define NGX_HTTP_CONTAINER_CHANNEL      "ngxc:events"
+#define NGX_HTTP_CONTAINER_BEAT_PREFIX  "ngxc:beat:"
 
 #define NGX_HTTP_CONTAINER_ID_MAX       512
 
@@ -48,6 +49,9 @@
 
 /* how often a worker tells the registry which instances are in use */
 #define NGX_HTTP_CONTAINER_TOUCH        1000
+
+/* how often a worker checks that its subscription still hears Redis */
+#define NGX_HTTP_CONTAINER_BEAT         1000
 
 /* how long a worker waits before it connects to the registry again */
 #define NGX_HTTP_CONTAINER_RECONNECT    1000

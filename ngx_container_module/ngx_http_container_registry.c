@@ -5,6 +5,13 @@
  * claim and touch scripts, wake requests) and one subscribed to the events
  * channel. A lost connection is retried on a timer; while the command
  * connection is down, requests fail at once with 503.
+ *
+ * A subscriber awaits no replies, so nothing would notice one that went
+ * silent (a Redis host gone, a firewall or proxy that dropped it): the
+ * events would stop and every wake would time out. So each worker also
+ * subscribes to a channel of its own and publishes a heartbeat on it from
+ * the command connection every second; one that has not come back within
+ * connect_timeout gives the subscriber up.
  */
 
 
@@ -61,6 +68,11 @@ static void ngx_http_container_message(redisAsyncContext *ac, void *r,
     void *data);
 static ngx_int_t ngx_http_container_json_str(void *json, const char *name,
     ngx_str_t *s);
+static void ngx_http_container_beat_handler(ngx_event_t *ev);
+static void ngx_http_container_beat_reply(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngx_http_container_beat_message(redisAsyncContext *ac, void *r,
+    void *data);
 
 
 /*
@@ -125,6 +137,17 @@ static ngx_http_container_redis_t  ngx_http_container_sub = {
     NULL, NULL, { 0 }, 0, 0, ngx_string("subscriber"), 1, 0, 0
 };
 
+/* "ngxc:beat:<host>:<pid>:<msec>": this worker's heartbeat channel */
+static char         ngx_http_container_beat_channel[sizeof("ngxc:beat:::")
+                                                    + NGX_MAXHOSTNAMELEN
+                                                    + 2 * NGX_INT64_LEN];
+static ngx_event_t  ngx_http_container_beat_ev;
+static ngx_msec_t   ngx_http_container_beat_sent;    /* 0: none on its way */
+static ngx_uint_t   ngx_http_container_beat_on;      /* channel subscribed */
+
+/* nginx's debug log reads a timer's data as a connection, for its fd */
+static ngx_connection_t  ngx_http_container_beat_conn;
+
 
 ngx_int_t
 ngx_http_container_registry_init(ngx_cycle_t *cycle,
@@ -146,6 +169,20 @@ ngx_http_container_registry_init(ngx_cycle_t *cycle,
     }
 
     *p = '\0';
+
+    p = ngx_snprintf((u_char *) ngx_http_container_beat_channel,
+                     sizeof(ngx_http_container_beat_channel) - 1,
+                     NGX_HTTP_CONTAINER_BEAT_PREFIX "%V:%P:%M",
+                     &cycle->hostname, ngx_pid, ngx_current_msec);
+    *p = '\0';
+
+    ngx_http_container_beat_ev.handler = ngx_http_container_beat_handler;
+    ngx_http_container_beat_conn.fd = (ngx_socket_t) -1;
+    ngx_http_container_beat_ev.data = &ngx_http_container_beat_conn;
+    ngx_http_container_beat_ev.log = cycle->log;
+    ngx_http_container_beat_ev.cancelable = 1;
+
+    ngx_add_timer(&ngx_http_container_beat_ev, NGX_HTTP_CONTAINER_BEAT);
 
     ngx_http_container_cmd.timer.handler = ngx_http_container_redis_timer;
     ngx_http_container_cmd.timer.data = &ngx_http_container_cmd;
@@ -172,6 +209,10 @@ ngx_http_container_registry_exit(void)
     ngx_uint_t                   i;
     redisAsyncContext           *ac;
     ngx_http_container_redis_t  *rd;
+
+    if (ngx_http_container_beat_ev.timer_set) {
+        ngx_del_timer(&ngx_http_container_beat_ev);
+    }
 
     for (i = 0; i < 2; i++) {
         rd = i ? &ngx_http_container_sub : &ngx_http_container_cmd;
@@ -360,9 +401,16 @@ ngx_http_container_redis_setup(ngx_http_container_redis_t *rd)
     }
 
     if (rd->subscriber) {
+        ngx_http_container_beat_sent = 0;
+        ngx_http_container_beat_on = 0;
+
         if (redisAsyncCommand(ac, ngx_http_container_message, rd,
                               "SUBSCRIBE %s", ngx_http_container_channel)
-            != REDIS_OK)
+            != REDIS_OK
+            || redisAsyncCommand(ac, ngx_http_container_beat_message, rd,
+                                 "SUBSCRIBE %s",
+                                 ngx_http_container_beat_channel)
+               != REDIS_OK)
         {
             return NGX_ERROR;
         }
@@ -1034,4 +1082,111 @@ ngx_http_container_json_str(void *json, const char *name, ngx_str_t *s)
     s->len = ngx_strlen(item->valuestring);
 
     return NGX_OK;
+}
+
+
+/*
+ * Every NGX_HTTP_CONTAINER_BEAT: a heartbeat not back within
+ * connect_timeout gives the subscriber up (it reconnects, and the worker
+ * forgets its cached addresses and claims again for its held requests, as
+ * after any lost subscription); else the next one is published.
+ */
+
+static void
+ngx_http_container_beat_handler(ngx_event_t *ev)
+{
+    size_t                       argvlen[3];
+    const char                  *argv[3];
+    ngx_http_container_redis_t  *cmd, *sub;
+
+    cmd = &ngx_http_container_cmd;
+    sub = &ngx_http_container_sub;
+
+    ngx_add_timer(ev, NGX_HTTP_CONTAINER_BEAT);
+
+    if (sub->ac == NULL || !sub->subscribed || !ngx_http_container_beat_on) {
+        ngx_http_container_beat_sent = 0;
+        return;
+    }
+
+    if (ngx_http_container_beat_sent) {
+        if (ngx_current_msec - ngx_http_container_beat_sent
+            >= ngx_http_container_rcf->connect_timeout)
+        {
+            ngx_http_container_redis_lost(sub, "no heartbeat in time");
+        }
+
+        return;
+    }
+
+    if (cmd->ac == NULL || cmd->setup) {
+        return;
+    }
+
+    argv[0] = "PUBLISH";
+    argvlen[0] = sizeof("PUBLISH") - 1;
+    argv[1] = ngx_http_container_beat_channel;
+    argvlen[1] = ngx_strlen(ngx_http_container_beat_channel);
+    argv[2] = "beat";
+    argvlen[2] = sizeof("beat") - 1;
+
+    if (redisAsyncCommandArgv(cmd->ac, ngx_http_container_beat_reply, NULL,
+                              3, argv, argvlen)
+        != REDIS_OK)
+    {
+        return;
+    }
+
+    ngx_http_container_redis_sent(cmd);
+
+    /* ngx_current_msec is never 0 in a running worker */
+    ngx_http_container_beat_sent = ngx_current_msec;
+}
+
+
+/* PUBLISH answers how many heard it: none means Redis dropped our SUBSCRIBE */
+
+static void
+ngx_http_container_beat_reply(redisAsyncContext *ac, void *r, void *data)
+{
+    redisReply  *reply = r;
+
+    ngx_http_container_redis_replied(&ngx_http_container_cmd);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer != 0 || ngx_http_container_sub.ac == NULL
+        || !ngx_http_container_beat_sent)
+    {
+        return;
+    }
+
+    ngx_http_container_redis_lost(&ngx_http_container_sub,
+                                  "no longer subscribed");
+}
+
+
+static void
+ngx_http_container_beat_message(redisAsyncContext *ac, void *r, void *data)
+{
+    ngx_http_container_redis_t *rd = data;
+
+    redisReply  *reply = r;
+
+    if (reply == NULL || rd->ac != ac
+        || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    if (reply->element[0]->len == sizeof("subscribe") - 1
+        && ngx_strncmp(reply->element[0]->str, "subscribe",
+                       sizeof("subscribe") - 1)
+           == 0)
+    {
+        ngx_http_container_beat_on = 1;
+        return;
+    }
+
+    ngx_http_container_beat_sent = 0;
 }

@@ -2,6 +2,10 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/tools';
 use NgxcRegistry;
+use NgxcProxy;
+
+# the registry through a relay that can go silent (NgxcProxy)
+our $ProxyPort = $ENV{TEST_NGINX_REDIS_PORT} + 100;
 
 our $HttpConfig = qq{
     container_registry 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
@@ -80,3 +84,47 @@ id=reconnect-2
 --- no_error_log
 [error]
 --- timeout: 5
+
+
+
+=== TEST 4: a subscriber that goes silent is noticed by its heartbeat
+--- http_config eval
+qq{
+    container_registry 127.0.0.1:$::ProxyPort connect_timeout=500ms;
+
+    upstream containers {
+        container_balancer;
+    }
+}
+--- config eval: "    container_wake_timeout 6s;\n" . $::Config
+--- init
+NgxcProxy::start($::ProxyPort);
+NgxcRegistry::wait_for_gateway();
+sleep 0.5;
+NgxcProxy::silence_subscribers();
+--- request
+GET /echo/silent-sub/x
+--- response_body_like
+^method=GET
+path=/x
+id=silent-sub
+--- response_headers_like
+X-Cache: (cold|warm)
+--- error_log eval
+qr/container: registry subscriber connection to "127\.0\.0\.1:\d+" lost: no heartbeat in time/
+--- timeout: 10
+
+
+
+=== TEST 5: the relay is gone
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcProxy::stop();
+--- request
+GET /echo/silent-sub/y
+--- response_body_like
+^method=GET
+path=/y
+id=silent-sub
+

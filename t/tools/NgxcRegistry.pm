@@ -83,7 +83,7 @@ sub gateway_clients {
     for (`redis-cli -p $port client list`) {
         my ($id, $kind) = /\bid=(\d+)\b.*\bname=ngxc-gateway-\d+-(cmd|sub)\b/
             or next;
-        next if $kind eq 'sub' && !/\bsub=1\b/;
+        next if $kind eq 'sub' && !/\bsub=[1-9]/;
         push @{ $ids{$kind} }, $id;
     }
     return \%ids;
