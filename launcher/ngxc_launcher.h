@@ -100,6 +100,7 @@ typedef enum {
 /* where an instance is, as far as this launcher knows */
 typedef enum {
     NGXC_LAUNCHER_TAKING = 0,       /* take sent, no process yet */
+    NGXC_LAUNCHER_PLACING,          /* port chosen, address index sent */
     NGXC_LAUNCHER_STARTING,         /* process started, probing its port */
     NGXC_LAUNCHER_READYING,         /* ready sent */
     NGXC_LAUNCHER_READY,

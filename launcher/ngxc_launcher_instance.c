@@ -56,7 +56,10 @@ static void ngxc_launcher_instance_adopt(ngxc_launcher_instance_t *inst,
 static void ngxc_launcher_instance_adopted(ngxc_launcher_instance_t *inst,
     redisReply *reply);
 static void ngxc_launcher_instance_start(ngxc_launcher_instance_t *inst);
+static void ngxc_launcher_instance_run(ngxc_launcher_instance_t *inst);
+static void ngxc_launcher_instance_index(ngxc_launcher_instance_t *inst);
 static void ngxc_launcher_instance_announce(ngxc_launcher_instance_t *inst);
+static void ngxc_launcher_instance_indexed(ngxc_launcher_instance_t *inst);
 static char *ngxc_launcher_instance_key(char *prefix,
     ngxc_launcher_instance_t *inst, size_t *len);
 static void ngxc_launcher_instance_addressed(redisAsyncContext *ac, void *r,
@@ -663,8 +666,6 @@ ngxc_launcher_instance_start(ngxc_launcher_instance_t *inst)
 {
     int                     n, port;
     char                    reason[128];
-    pid_t                   pid;
-    struct timeval          tv;
     ngxc_launcher_class_t  *cls;
 
     cls = inst->cls;
@@ -690,6 +691,34 @@ ngxc_launcher_instance_start(ngxc_launcher_instance_t *inst)
     }
 
     inst->port = port;
+    inst->state = NGXC_LAUNCHER_PLACING;
+
+    ngxc_launcher_instance_index(inst);
+}
+
+
+/*
+ * The address index is claimed before the process starts (announce says
+ * why): a gateway that still caches an older record's address at this
+ * port hears that it is retired before anything listens there again.
+ */
+
+static void
+ngxc_launcher_instance_run(ngxc_launcher_instance_t *inst)
+{
+    char                    reason[128];
+    pid_t                   pid;
+    struct timeval          tv;
+    ngxc_launcher_class_t  *cls;
+
+    cls = inst->cls;
+
+    if (ngxc_launcher_cycle.stopping) {
+        inst->port = 0;
+        ngxc_launcher_instance_fail(inst, "launcher stopped");
+        ngxc_launcher_instance_over(inst);
+        return;
+    }
 
     pid = ngxc_launcher_instance_spawn(inst);
 
@@ -706,7 +735,7 @@ ngxc_launcher_instance_start(ngxc_launcher_instance_t *inst)
     inst->state = NGXC_LAUNCHER_STARTING;
 
     ngxc_launcher_instance_log("start", inst, " pid=%d port=%d", (int) pid,
-                               port);
+                               inst->port);
 
     tv = ngxc_launcher_timeval(cls->start_timeout);
     evtimer_add(inst->deadline, &tv);
@@ -1238,12 +1267,26 @@ ngxc_launcher_probe_passed(ngxc_launcher_instance_t *inst)
 
 /*
  * The address index first (ngxc_launcher_scripts.c says why), then the
- * ready step. When the index cannot be written now, the instance is
- * announced all the same: the index is a guard, not a condition.
+ * ready step: for an instance taken again under a newer generation, whose
+ * index was set when it started, or by another launcher since.
  */
 
 static void
 ngxc_launcher_instance_announce(ngxc_launcher_instance_t *inst)
+{
+    ngxc_launcher_instance_index(inst);
+}
+
+
+/*
+ * Sets ngxc:addr:{<addr>} to this record, then goes on with the start
+ * (PLACING) or the ready step (READYING) in the reply. When the index
+ * cannot be written now, it goes on all the same: the index is a guard,
+ * not a condition.
+ */
+
+static void
+ngxc_launcher_instance_index(ngxc_launcher_instance_t *inst)
 {
     char        *key, *rec;
     size_t       argvlen[5];
@@ -1292,7 +1335,23 @@ ready:
     free(key);
     free(rec);
 
-    ngxc_launcher_instance_ready_step(inst);
+    ngxc_launcher_instance_indexed(inst);
+}
+
+
+static void
+ngxc_launcher_instance_indexed(ngxc_launcher_instance_t *inst)
+{
+    if (inst->state == NGXC_LAUNCHER_PLACING) {
+        ngxc_launcher_instance_run(inst);
+        return;
+    }
+
+    if (inst->state == NGXC_LAUNCHER_READYING && inst->pid != 0
+        && !inst->recorded)
+    {
+        ngxc_launcher_instance_ready_step(inst);
+    }
 }
 
 
@@ -1371,13 +1430,7 @@ ngxc_launcher_instance_addressed(redisAsyncContext *ac, void *r, void *data)
         (void) ngxc_launcher_registry_command(NULL, NULL, 7, argv, argvlen);
     }
 
-    if (inst->state == NGXC_LAUNCHER_READYING && inst->pid != 0
-        && !inst->recorded)
-    {
-        ngxc_launcher_instance_ready_step(inst);
-        return;
-    }
-
+    ngxc_launcher_instance_indexed(inst);
     ngxc_launcher_instance_release(inst);
 }
 

@@ -56,6 +56,8 @@ static const char  ngxc_launcher_script_take[] =
 /*
  * ARGV[5]: addr, ARGV[6]: pid; returns 1 if ready, 0 if the record moved on.
  * The same ready again (its reply was lost with the connection) is 1 too.
+ * A ready record does not expire (the claim gave it a day, for a wake
+ * that nobody would take).
  */
 
 static const char  ngxc_launcher_script_ready[] =
@@ -66,6 +68,7 @@ static const char  ngxc_launcher_script_ready[] =
     "redis.call('HSET', KEYS[1], 'state', 'ready', 'addr', ARGV[5],\n"
     "           'pid', ARGV[6], 'last_active', now, 'updated', now)\n"
     "redis.call('HDEL', KEYS[1], 'deadline')\n"
+    "redis.call('PERSIST', KEYS[1])\n"
     "publish('ready', 'addr', ARGV[5])\n"
     "return 1\n";
 

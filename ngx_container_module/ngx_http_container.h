@@ -50,6 +50,12 @@
 /* how often a worker tells the registry which instances are in use */
 #define NGX_HTTP_CONTAINER_TOUCH        1000
 
+/* the shortest a claim lasts before a launcher must have taken it */
+#define NGX_HTTP_CONTAINER_CLAIM_MIN    1000
+
+/* how long after the last push a wake list that nothing pops lasts */
+#define NGX_HTTP_CONTAINER_WAKE_TTL     60000
+
 /* how often a worker checks that its subscription still hears Redis */
 #define NGX_HTTP_CONTAINER_BEAT         1000
 

@@ -77,7 +77,9 @@ static void ngx_http_container_beat_message(redisAsyncContext *ac, void *r,
 
 /*
  * claim: KEYS[1] the instance record, ARGV[1] the wake timeout in ms;
- * see "The registry protocol" in README.md.
+ * see "The registry protocol" in README.md. A claim that no launcher
+ * takes (a class that none serves) expires a day after it lapsed, as a
+ * stopped record does; the ready step makes the record last.
  *
  * A new generation is the old one plus one, or Redis's clock in
  * milliseconds if that is more: so it still grows when the record was
@@ -107,7 +109,7 @@ static const char  ngx_http_container_claim_script[] =
     "redis.call('HSET', KEYS[1], 'gen', gen, 'state', 'waking', "
                "'deadline', now + tonumber(ARGV[1]), 'updated', now) "
     "redis.call('HDEL', KEYS[1], 'addr', 'owner', 'reason', 'pid') "
-    "redis.call('PERSIST', KEYS[1]) "
+    "redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + 86400000) "
     "return {'claimed', gen, 'waking'}";
 
 
@@ -778,8 +780,13 @@ ngx_http_container_registry_claim(ngx_http_container_node_t *node,
     argvlen[2] = 1;
     argv[3] = (const char *) node->sn.str.data;
     argvlen[3] = node->sn.str.len;
+    /* a launcher needs a moment to take the wake, however short the wait */
+
     argv[4] = (const char *) timeout;
-    argvlen[4] = ngx_sprintf(timeout, "%M", wake_timeout) - timeout;
+    argvlen[4] = ngx_sprintf(timeout, "%M",
+                             ngx_max(wake_timeout,
+                                     NGX_HTTP_CONTAINER_CLAIM_MIN))
+                 - timeout;
 
     rc = redisAsyncCommandArgv(ac, ngx_http_container_claim_reply, node, 5,
                                argv, argvlen);
@@ -869,6 +876,7 @@ ngx_http_container_wake(redisAsyncContext *ac,
     char        *text;
     u_char       key[sizeof(NGX_HTTP_CONTAINER_KEY_WAKE)
                      + NGX_HTTP_CONTAINER_CLASS_MAX];
+    u_char       ttl[NGX_INT_T_LEN];
     cJSON       *json;
     size_t       argvlen[3];
     ngx_int_t    n;
@@ -912,6 +920,27 @@ ngx_http_container_wake(redisAsyncContext *ac,
 
     if (rc == REDIS_OK) {
         ngx_http_container_redis_sent(&ngx_http_container_cmd);
+
+        /*
+         * a wake that no launcher popped within its claim's time is stale:
+         * a list that nothing pops (a class that no launcher serves) goes
+         * a minute after its last push, rather than growing for ever
+         */
+
+        argv[0] = "PEXPIRE";
+        argvlen[0] = sizeof("PEXPIRE") - 1;
+        argv[2] = (const char *) ttl;
+        argvlen[2] = ngx_sprintf(ttl, "%M",
+                                 ngx_max(node->wake_timeout,
+                                         NGX_HTTP_CONTAINER_CLAIM_MIN)
+                                 + NGX_HTTP_CONTAINER_WAKE_TTL)
+                     - ttl;
+
+        if (redisAsyncCommandArgv(ac, NULL, NULL, 3, argv, argvlen)
+            != REDIS_OK)
+        {
+            rc = REDIS_ERR;
+        }
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,

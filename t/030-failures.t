@@ -1,5 +1,7 @@
 # When an instance cannot be had: 503 with Retry-After and a reason in the log
 use Test::Nginx::Socket 'no_plan';
+use lib 't/tools';
+use NgxcRegistry;
 
 our $HttpConfig = qq{
     container_registry 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
@@ -175,4 +177,23 @@ qr/^FORGED/
 [qr/503/, qr/503/,
  qr/\bstart class=neverready id=one-at-a-time gen=(\d+) (?:(?!\bstart class=neverready id=one-at-a-time )[\s\S])*\bexit class=neverready id=one-at-a-time gen=\1 [^\n]*signal 9[\s\S]*\bfail class=neverready id=one-at-a-time gen=\1 reason="not ready after 1s"/]
 --- timeout: 12
+
+
+
+=== TEST 11: what a class that no launcher serves leaves behind expires
+--- http_config eval: $::HttpConfig
+--- config eval
+$::Config . q{
+    location = /registry {
+        alias $TEST_NGINX_LAUNCHER_LOG.registry;
+    }
+}
+--- init
+NgxcRegistry::report([qw(pttl ngxc:inst:{nosuch:fail-class})],
+                     [qw(pttl ngxc:{wake}:nosuch)],
+                     [qw(llen ngxc:{wake}:nosuch)]);
+--- request
+GET /registry
+--- response_body_like eval
+qr/\A86\d{6}\n[1-6]\d{4}\n[1-9]\n\z/
 

@@ -25,6 +25,13 @@ our $Config = q{
         add_header X-Cache $container_cache always;
     }
 
+    location ~ ^/oneport/(?<oid>[^/]+)(?<rest>/.*)$ {
+        container oneport $oid;
+        rewrite ^ $rest break;
+        proxy_pass http://containers;
+        add_header X-Cache $container_cache always;
+    }
+
     location = /orphan-launcher.log {
         alias $TEST_NGINX_LAUNCHER_LOG.orphan.log;
     }
@@ -175,3 +182,61 @@ NgxcLauncher::stop('TERM');
 GET /orphan-launcher.log
 --- response_body_like
 reconcile class=orphan id=named-1 gen=\d+ owner=orphans-here
+
+
+
+=== TEST 10: a port handed out again: the cached address is retired first
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcLauncher::stop('TERM');
+NgxcRegistry::wait_for_gateway();
+# the one port of "oneport" serves port-x, cached in the worker; its
+# launcher is killed (port-x dies with it, its record stays ready), and
+# one of another name starts, which does not know the record
+NgxcLauncher::start('-n', 'oneport-first');
+NgxcRegistry::get('/oneport/port-x/a') =~ /^id=port-x$/m
+    or die "the first request did not reach port-x";
+NgxcLauncher::stop('KILL');
+NgxcLauncher::start('-n', 'oneport-second');
+# port-y gets the port, and answers 2 s before its health path does
+my $pid = fork // die "fork: $!";
+if ($pid == 0) {
+    NgxcRegistry::get('/oneport/port-y/a');
+    POSIX::_exit(0);
+}
+sleep 1;
+--- request
+GET /oneport/port-x/b
+--- error_code: 503
+--- response_body_unlike
+id=port-y
+--- timeout: 5
+
+
+
+=== TEST 11: port-y is served by its own instance
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+wait;
+--- request
+GET /oneport/port-y/b
+--- response_body_like
+^method=GET
+path=/b
+id=port-y
+--- timeout: 8
+
+
+
+=== TEST 12: the launcher goes, and port-y with it
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcLauncher::stop('TERM');
+--- request
+GET /orphan-launcher.log
+--- response_body_like
+exit class=oneport id=port-y gen=\d+ [^\n]*reason="launcher stopped"
+
