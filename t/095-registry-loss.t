@@ -26,6 +26,13 @@ our $Config = q{
         add_header X-Cache $container_cache always;
     }
 
+    location ~ ^/slow/(?<oid>[^/]+)(?<rest>/.*)$ {
+        container slow $oid;
+        rewrite ^ $rest break;
+        proxy_pass http://containers;
+        add_header X-Cache $container_cache always;
+    }
+
     location ~ ^/idle/(?<oid>[^/]+)(?<rest>/.*)$ {
         container idle $oid;
         rewrite ^ $rest break;
@@ -90,3 +97,26 @@ id=lost-addr
 --- no_error_log
 [error]
 --- timeout: 8
+
+
+
+=== TEST 4: the registry is lost while a wake is under way: still served
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcRegistry::wait_for_gateway();
+# "slow" listens 1.5 s after it starts: the loss comes while it starts
+my $pid = fork // die "fork: $!";
+if ($pid == 0) {
+    sleep 0.5;
+    NgxcRegistry::lose_registry();
+    POSIX::_exit(0);
+}
+--- request
+GET /slow/loss-wake/x
+--- response_body_like
+^method=GET
+path=/x
+id=loss-wake
+--- timeout: 8
+
