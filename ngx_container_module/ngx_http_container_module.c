@@ -261,9 +261,15 @@ ngx_http_container_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t                            n;
     ngx_str_t                           *value, s;
     ngx_url_t                            u;
-    ngx_uint_t                           i;
+    ngx_uint_t                           i, k, seen;
     struct sockaddr_in                  *sin;
     ngx_http_container_registry_conf_t  *rcf;
+
+    static ngx_str_t  params[] = {
+        ngx_string("password="),
+        ngx_string("db="),
+        ngx_string("connect_timeout=")
+    };
 
     if (cmcf->registry_set) {
         return "is duplicate";
@@ -349,7 +355,27 @@ ngx_http_container_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    seen = 0;
+
     for (i = 2; i < cf->args->nelts; i++) {
+
+        /* a parameter given twice is a mistake: the first would be lost */
+
+        for (k = 0; k < sizeof(params) / sizeof(ngx_str_t); k++) {
+            if (value[i].len >= params[k].len
+                && ngx_strncmp(value[i].data, params[k].data, params[k].len)
+                   == 0)
+            {
+                if (seen & (1 << k)) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "duplicate parameter \"%V\"",
+                                       &params[k]);
+                    return NGX_CONF_ERROR;
+                }
+
+                seen |= 1 << k;
+            }
+        }
 
         if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
             rcf->password.len = value[i].len - 9;
@@ -446,6 +472,15 @@ ngx_http_container(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     clcf->class = value[1];
+
+    /* a constant ID would be refused with 400 on every request */
+
+    if (value[2].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid id \"\": the object ID must not be "
+                           "empty");
+        return NGX_CONF_ERROR;
+    }
 
     clcf->id = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
     if (clcf->id == NULL) {

@@ -391,8 +391,9 @@ ngx_http_container_claim_done(ngx_http_container_node_t *node,
         }
 
         if (ngx_http_container_node_addr(node, arg) != NGX_OK) {
-            ngx_http_container_fail_all(node, NGX_HTTP_BAD_GATEWAY,
-                                        "bad address in registry", arg);
+            /* ngx_http_container_node_addr() said why */
+            ngx_http_container_fail_all(node, NGX_HTTP_BAD_GATEWAY, NULL,
+                                        NULL);
             return;
         }
 
@@ -490,8 +491,8 @@ ngx_http_container_event(ngx_str_t *class, ngx_str_t *id, uint64_t gen,
                 node->state = NGX_HTTP_CONTAINER_NODE_IDLE;
             }
 
-            ngx_http_container_fail_all(node, NGX_HTTP_BAD_GATEWAY,
-                                        "bad address in event", addr);
+            ngx_http_container_fail_all(node, NGX_HTTP_BAD_GATEWAY, NULL,
+                                        NULL);
             return;
         }
 

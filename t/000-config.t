@@ -245,3 +245,32 @@ GET /t
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*upstream "containers" in \S+nginx\.conf:\d+ has "container_balancer" and a "zone", which it cannot use: remove the "zone"/
+
+
+
+=== TEST 17: a registry parameter given twice
+--- http_config
+    container_registry 127.0.0.1:$TEST_NGINX_REDIS_PORT db=1 password=a db=2;
+--- config
+    location /t { return 200; }
+--- request
+GET /t
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*duplicate parameter "db=" in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 18: an ID that is empty for every request
+--- http_config
+    container_registry 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location /c/ {
+        container echo "";
+    }
+--- request
+GET /c/x
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid id "": the object ID must not be empty in \S+nginx\.conf:\d+/
+

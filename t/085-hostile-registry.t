@@ -37,6 +37,8 @@ GET /echo/hostile-1/x
 --- error_code: 502
 --- error_log
 container: invalid address "not-an-address" in the registry for class "echo" id "hostile-1"
+--- no_error_log
+bad address
 
 
 
