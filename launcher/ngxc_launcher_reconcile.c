@@ -4,7 +4,10 @@
  * "ready", "stopping") by an earlier launcher of this host that is gone
  * (killed, crashed) are recorded as stopped. Their processes died with it
  * (PR_SET_PDEATHSIG), and a record left "ready" would send its ID to a
- * port this launcher may now give to another ID.
+ * port this launcher may now give to another ID. What those processes
+ * started themselves did not die with them: it is found by its
+ * environment and killed first, while the record still keeps any other
+ * instance of the ID from starting.
  *
  * A record of this launcher's own name is an earlier run's: this one has
  * no instance yet. Other owners are told apart by the default name,
@@ -18,7 +21,9 @@
 
 #include "ngxc_launcher.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +40,12 @@ static int ngxc_launcher_zombie(long pid);
 static int ngxc_launcher_other_program(long pid);
 static int ngxc_launcher_read_line(const char *path, char *buf,
     size_t size);
+static unsigned ngxc_launcher_reconcile_sweep(const char *cls,
+    const char *id, size_t id_len, const char *gen, long leader);
+static int ngxc_launcher_reconcile_ours(long pid, const char *cls,
+    const char *id, size_t id_len, const char *gen, long leader);
+static int ngxc_launcher_environ_has(const char *env, size_t len,
+    const char *name, const char *value, size_t value_len);
 
 
 int
@@ -209,11 +220,13 @@ ngxc_launcher_reconcile_key(redisContext *ctx, const char *key,
     char         reason[300], cls[NGXC_LAUNCHER_CLASS_MAX + 1];
     size_t       prefix, cls_len, id_len;
     const char  *id, *colon;
-    redisReply  *r, *e, *state, *gen, *owner;
+    long         leader;
+    unsigned     killed;
+    redisReply  *r, *e, *state, *gen, *owner, *pid;
 
-    r = redisCommand(ctx, "HMGET %b state gen owner", key, key_len);
+    r = redisCommand(ctx, "HMGET %b state gen owner pid", key, key_len);
 
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
         freeReplyObject(r);
         return 0;
     }
@@ -221,6 +234,7 @@ ngxc_launcher_reconcile_key(redisContext *ctx, const char *key,
     state = r->element[0];
     gen = r->element[1];
     owner = r->element[2];
+    pid = r->element[3];
 
     if (state->type != REDIS_REPLY_STRING || gen->type != REDIS_REPLY_STRING
         || owner->type != REDIS_REPLY_STRING
@@ -256,6 +270,17 @@ ngxc_launcher_reconcile_key(redisContext *ctx, const char *key,
 
     ngxc_launcher_log_step("reconcile", cls, (const u_char *) id, id_len,
                            gen->str, " owner=%s", owner->str);
+
+    leader = (pid->type == REDIS_REPLY_STRING) ? strtol(pid->str, NULL, 10)
+                                               : 0;
+
+    killed = ngxc_launcher_reconcile_sweep(cls, id, id_len, gen->str,
+                                           leader);
+    if (killed) {
+        ngxc_launcher_log_step("reconcile", cls, (const u_char *) id,
+                               id_len, gen->str, " killed=%u reason=\"left "
+                               "behind by its instance\"", killed);
+    }
 
     /* the exit step, in the name of the gone owner; it publishes "stopped" */
 
@@ -382,3 +407,143 @@ ngxc_launcher_zombie(long pid)
 
     return zombie;
 }
+
+
+/*
+ * SIGKILL to every process of ours that an instance of the record left
+ * behind: its environment names the class and the ID, and either the
+ * generation (CONTAINER_GEN) or a process group led by the recorded pid
+ * (an instance taken again keeps the generation it started with). Only
+ * processes this launcher may signal can be read; returns how many.
+ */
+
+static unsigned
+ngxc_launcher_reconcile_sweep(const char *cls, const char *id,
+    size_t id_len, const char *gen, long leader)
+{
+    long            pid;
+    char           *end;
+    DIR            *dir;
+    unsigned        killed;
+    struct dirent  *de;
+
+    dir = opendir("/proc");
+    if (dir == NULL) {
+        return 0;
+    }
+
+    killed = 0;
+
+    while ((de = readdir(dir)) != NULL) {
+        errno = 0;
+        pid = strtol(de->d_name, &end, 10);
+
+        if (errno != 0 || *end != '\0' || pid <= 1 || pid == (long) getpid()
+            || !ngxc_launcher_reconcile_ours(pid, cls, id, id_len, gen,
+                                             leader))
+        {
+            continue;
+        }
+
+        if (kill((pid_t) pid, SIGKILL) == 0) {
+            killed++;
+        }
+    }
+
+    closedir(dir);
+
+    return killed;
+}
+
+
+static int
+ngxc_launcher_reconcile_ours(long pid, const char *cls, const char *id,
+    size_t id_len, const char *gen, long leader)
+{
+    int      fd;
+    char     path[64], stat[512], *p, state;
+    char     env[65536];
+    long     group;
+    ssize_t  n;
+    size_t   len;
+
+    snprintf(path, sizeof(path), "/proc/%ld/environ", pid);
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return 0;
+    }
+
+    len = 0;
+
+    while (len < sizeof(env)
+           && (n = read(fd, env + len, sizeof(env) - len)) > 0)
+    {
+        len += n;
+    }
+
+    close(fd);
+
+    if (!ngxc_launcher_environ_has(env, len, "CONTAINER_CLASS", cls,
+                                   strlen(cls))
+        || !ngxc_launcher_environ_has(env, len, "CONTAINER_ID", id, id_len))
+    {
+        return 0;
+    }
+
+    if (ngxc_launcher_environ_has(env, len, "CONTAINER_GEN", gen,
+                                  strlen(gen)))
+    {
+        return 1;
+    }
+
+    if (leader <= 0) {
+        return 0;
+    }
+
+    /* "pid (comm) state ppid pgrp ...": comm may hold spaces and ")" */
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+
+    if (ngxc_launcher_read_line(path, stat, sizeof(stat)) != 0) {
+        return 0;
+    }
+
+    p = strrchr(stat, ')');
+
+    return p != NULL && sscanf(p + 1, " %c %*d %ld", &state, &group) == 2
+           && group == leader;
+}
+
+
+/* "NAME=value" is one of the NUL-separated entries of an environ */
+
+static int
+ngxc_launcher_environ_has(const char *env, size_t len, const char *name,
+    const char *value, size_t value_len)
+{
+    size_t       name_len, entry_len;
+    const char  *p, *last, *nul;
+
+    name_len = strlen(name);
+    last = env + len;
+
+    for (p = env; p < last; p = nul + 1) {
+        nul = memchr(p, '\0', last - p);
+        if (nul == NULL) {
+            return 0;
+        }
+
+        entry_len = nul - p;
+
+        if (entry_len == name_len + 1 + value_len
+            && memcmp(p, name, name_len) == 0 && p[name_len] == '='
+            && memcmp(p + name_len + 1, value, value_len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+

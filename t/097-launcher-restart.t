@@ -32,6 +32,16 @@ our $Config = q{
         add_header X-Cache $container_cache always;
     }
 
+    location ~ ^/forky/(?<oid>[^/]+)(?<rest>/.*)$ {
+        container forky $oid;
+        rewrite ^ $rest break;
+        proxy_pass http://containers;
+    }
+
+    location = /registry {
+        alias $TEST_NGINX_LAUNCHER_LOG.registry;
+    }
+
     location = /orphan-launcher.log {
         alias $TEST_NGINX_LAUNCHER_LOG.orphan.log;
     }
@@ -239,4 +249,47 @@ NgxcLauncher::stop('TERM');
 GET /orphan-launcher.log
 --- response_body_like
 exit class=oneport id=port-y gen=\d+ [^\n]*reason="launcher stopped"
+
+
+
+=== TEST 13: what a killed launcher's instance started itself is killed next time
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcRegistry::wait_for_gateway();
+# "forky" is a shell that starts the server in the background: the server
+# is not the launcher's child, and outlives a launcher killed outright
+NgxcLauncher::start('-n', 'forky-own');
+my ($pid) = NgxcRegistry::get('/forky/fork-1/a') =~ /^pid=(\d+)$/m
+    or die "the first request did not reach fork-1";
+NgxcLauncher::stop('KILL');
+sleep 0.3;
+kill 0, $pid or die "the server died with its launcher: nothing to test";
+NgxcLauncher::start('-n', 'forky-own');
+my $state = '';
+for (1 .. 40) {
+    my $status = -r "/proc/$pid/status" ? `cat /proc/$pid/status` : '';
+    $state = $status =~ /^State:\s+([A-Z])/m ? $1 : 'gone';
+    last if $state eq 'gone' || $state eq 'Z';
+    select undef, undef, undef, 0.05;
+}
+open my $fh, '>', $NgxcRegistry::Report or die;
+print $fh $state eq 'Z' ? "gone\n" : "$state\n";
+close $fh;
+--- request
+GET /registry
+--- response_body
+gone
+
+
+
+=== TEST 14: the launcher said so, and goes
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcLauncher::stop('TERM');
+--- request
+GET /orphan-launcher.log
+--- response_body_like
+reconcile class=forky id=fork-1 gen=\d+ killed=1 reason="left behind by its instance"
 
