@@ -146,6 +146,7 @@ static char         ngx_http_container_beat_channel[sizeof("ngxc:beat:::")
 static ngx_event_t  ngx_http_container_beat_ev;
 static ngx_msec_t   ngx_http_container_beat_sent;    /* 0: none on its way */
 static ngx_uint_t   ngx_http_container_beat_on;      /* channel subscribed */
+static ngx_uint_t   ngx_http_container_beat_refused; /* PUBLISH not allowed */
 
 /* nginx's debug log reads a timer's data as a connection, for its fd */
 static ngx_connection_t  ngx_http_container_beat_conn;
@@ -354,6 +355,10 @@ ngx_http_container_redis_setup(ngx_http_container_redis_t *rd)
     rcf = ngx_http_container_rcf;
 
     rd->setup = 0;
+
+    if (!rd->subscriber) {
+        ngx_http_container_beat_refused = 0;
+    }
 
     if (rcf->password.len) {
         argv[0] = "AUTH";
@@ -1148,7 +1153,7 @@ ngx_http_container_beat_handler(ngx_event_t *ev)
         return;
     }
 
-    if (cmd->ac == NULL || cmd->setup) {
+    if (cmd->ac == NULL || cmd->setup || ngx_http_container_beat_refused) {
         return;
     }
 
@@ -1181,6 +1186,24 @@ ngx_http_container_beat_reply(redisAsyncContext *ac, void *r, void *data)
     redisReply  *reply = r;
 
     ngx_http_container_redis_replied(&ngx_http_container_cmd);
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+
+        /*
+         * an ACL without PUBLISH: no heartbeat, rather than a subscriber
+         * given up every second; the command connection's next setup
+         * tries again
+         */
+
+        ngx_log_error(NGX_LOG_WARN, ngx_http_container_log, 0,
+                      NGX_HTTP_CONTAINER_LOG "registry heartbeat PUBLISH "
+                      "refused, the subscriber goes unchecked: %*s",
+                      (size_t) reply->len, reply->str);
+
+        ngx_http_container_beat_refused = 1;
+        ngx_http_container_beat_sent = 0;
+        return;
+    }
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
         || reply->integer != 0 || ngx_http_container_sub.ac == NULL

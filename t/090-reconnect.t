@@ -128,3 +128,25 @@ GET /echo/silent-sub/y
 path=/y
 id=silent-sub
 
+
+
+=== TEST 6: a Redis user that may not PUBLISH: no heartbeat, and no reconnect loop
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcRegistry::wait_for_gateway();
+NgxcRegistry::redis(qw(acl setuser default -publish));
+sleep 2.5;
+NgxcRegistry::redis(qw(acl setuser default +publish));
+--- request
+GET /echo/silent-sub/z
+--- response_body_like
+^method=GET
+path=/z
+id=silent-sub
+--- error_log
+registry heartbeat PUBLISH refused, the subscriber goes unchecked
+--- no_error_log
+no heartbeat in time
+lost:
+
