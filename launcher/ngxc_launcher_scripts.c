@@ -41,12 +41,18 @@
  * a process that missed it (stop_grace and slack), so that no gateway
  * claims again while it may still run; returns 1 if taken, 0 if stale:
  * another generation, or a claim that lapsed, whose requests have had
- * their 503
+ * their 503.  When the generation is gone (a flush, a DEL, a newer claim)
+ * "stopped" is published for it, so that gateways holding requests for it
+ * claim again instead of waiting out their wake timeout.
  */
 
 static const char  ngxc_launcher_script_take[] =
     NGXC_LAUNCHER_LUA_PROLOGUE
-    "if r[1] ~= 'waking' or r[2] ~= ARGV[1] then return 0 end\n"
+    "if r[2] ~= ARGV[1] then\n"
+    "  publish('stopped', 'reason', 'record moved on')\n"
+    "  return 0\n"
+    "end\n"
+    "if r[1] ~= 'waking' then return 0 end\n"
     "if (tonumber(r[6]) or 0) <= now then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'state', 'starting', 'owner', ARGV[2],\n"
     "           'deadline', now + tonumber(ARGV[5]), 'updated', now)\n"
@@ -54,7 +60,8 @@ static const char  ngxc_launcher_script_take[] =
 
 
 /*
- * ARGV[5]: addr, ARGV[6]: pid; returns 1 if ready, 0 if the record moved on.
+ * ARGV[5]: addr, ARGV[6]: pid; returns 1 if ready, 0 if the record moved on
+ * (and "stopped" for this generation when it is gone, as take does).
  * The same ready again (its reply was lost with the connection) is 1 too.
  * A ready record does not expire (the claim gave it a day, for a wake
  * that nobody would take).
@@ -62,7 +69,11 @@ static const char  ngxc_launcher_script_take[] =
 
 static const char  ngxc_launcher_script_ready[] =
     NGXC_LAUNCHER_LUA_PROLOGUE
-    "if r[2] ~= ARGV[1] or r[3] ~= ARGV[2] then return 0 end\n"
+    "if r[2] ~= ARGV[1] then\n"
+    "  publish('stopped', 'reason', 'record moved on')\n"
+    "  return 0\n"
+    "end\n"
+    "if r[3] ~= ARGV[2] then return 0 end\n"
     "if r[1] == 'ready' and r[5] == ARGV[5] then return 1 end\n"
     "if r[1] ~= 'starting' then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'state', 'ready', 'addr', ARGV[5],\n"

@@ -421,6 +421,11 @@ ngx_http_container_redis_setup(ngx_http_container_redis_t *rd)
         {
             return NGX_ERROR;
         }
+
+        /* each is confirmed in time, or the subscriber is given up */
+
+        ngx_http_container_redis_sent(rd);
+        ngx_http_container_redis_sent(rd);
     }
 
     return NGX_OK;
@@ -1043,6 +1048,12 @@ ngx_http_container_message(redisAsyncContext *ac, void *r, void *data)
     if (kind.len == sizeof("subscribe") - 1
         && ngx_strncmp(kind.data, "subscribe", kind.len) == 0)
     {
+        if (rd->ac != ac) {
+            return;
+        }
+
+        ngx_http_container_redis_replied(rd);
+
         rd->subscribed = 1;
 
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_http_container_log, 0,
@@ -1130,6 +1141,7 @@ static void
 ngx_http_container_beat_handler(ngx_event_t *ev)
 {
     size_t                       argvlen[3];
+    ngx_uint_t                   checked;
     const char                  *argv[3];
     ngx_http_container_redis_t  *cmd, *sub;
 
@@ -1138,12 +1150,13 @@ ngx_http_container_beat_handler(ngx_event_t *ev)
 
     ngx_add_timer(ev, NGX_HTTP_CONTAINER_BEAT);
 
-    if (sub->ac == NULL || !sub->subscribed || !ngx_http_container_beat_on) {
-        ngx_http_container_beat_sent = 0;
-        return;
-    }
+    checked = (sub->ac != NULL && sub->subscribed
+               && ngx_http_container_beat_on);
 
-    if (ngx_http_container_beat_sent) {
+    if (!checked) {
+        ngx_http_container_beat_sent = 0;
+
+    } else if (ngx_http_container_beat_sent) {
         if (ngx_current_msec - ngx_http_container_beat_sent
             >= ngx_http_container_rcf->connect_timeout)
         {
@@ -1152,6 +1165,11 @@ ngx_http_container_beat_handler(ngx_event_t *ev)
 
         return;
     }
+
+    /*
+     * sent while nothing is subscribed too: its reply, awaited, is what
+     * tells an idle command connection that went silent
+     */
 
     if (cmd->ac == NULL || cmd->setup || ngx_http_container_beat_refused) {
         return;
@@ -1173,8 +1191,10 @@ ngx_http_container_beat_handler(ngx_event_t *ev)
 
     ngx_http_container_redis_sent(cmd);
 
-    /* ngx_current_msec is never 0 in a running worker */
-    ngx_http_container_beat_sent = ngx_current_msec;
+    if (checked) {
+        /* ngx_current_msec is never 0 in a running worker */
+        ngx_http_container_beat_sent = ngx_current_msec;
+    }
 }
 
 
@@ -1236,6 +1256,7 @@ ngx_http_container_beat_message(redisAsyncContext *ac, void *r, void *data)
                        sizeof("subscribe") - 1)
            == 0)
     {
+        ngx_http_container_redis_replied(rd);
         ngx_http_container_beat_on = 1;
         return;
     }

@@ -82,7 +82,8 @@ GET /echo/reconnect-2/y
 path=/y
 id=reconnect-2
 --- no_error_log
-[error]
+[alert]
+[crit]
 --- timeout: 5
 
 
@@ -116,7 +117,37 @@ qr/container: registry subscriber connection to "127\.0\.0\.1:\d+" lost: no hear
 
 
 
-=== TEST 5: the relay is gone
+=== TEST 5: a subscriber that connects but is never answered is given up
+--- http_config eval
+qq{
+    container_registry 127.0.0.1:$::ProxyPort connect_timeout=500ms;
+
+    upstream containers {
+        container_balancer;
+    }
+}
+--- config eval: "    container_wake_timeout 6s;\n" . $::Config
+--- init
+NgxcRegistry::wait_for_gateway();
+# the subscriber's next connection reaches a relay that never answers it
+NgxcProxy::hold_new(1);
+my $ids = NgxcRegistry::gateway_clients();
+NgxcRegistry::redis('client', 'kill', 'id', $_) for @{ $ids->{sub} };
+sleep 3;
+NgxcProxy::hold_new(0);
+--- request
+GET /echo/held-sub/x
+--- response_body_like
+^method=GET
+path=/x
+id=held-sub
+--- error_log eval
+qr/container: registry subscriber connection to "127\.0\.0\.1:\d+" lost: no reply in time/
+--- timeout: 10
+
+
+
+=== TEST 6: the relay is gone
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init
@@ -130,7 +161,7 @@ id=silent-sub
 
 
 
-=== TEST 6: a Redis user that may not PUBLISH: no heartbeat, and no reconnect loop
+=== TEST 7: a Redis user that may not PUBLISH: no heartbeat, and no reconnect loop
 --- http_config eval: $::HttpConfig
 --- config eval: $::Config
 --- init

@@ -120,3 +120,25 @@ path=/x
 id=loss-wake
 --- timeout: 8
 
+
+
+=== TEST 5: the record is deleted while its instance starts: claimed again
+--- http_config eval: $::HttpConfig
+--- config eval: $::Config
+--- init
+NgxcRegistry::wait_for_gateway();
+# no connection drops: only the record goes, before the ready step
+my $pid = fork // die "fork: $!";
+if ($pid == 0) {
+    sleep 0.7;
+    NgxcRegistry::redis(qw(del ngxc:inst:{slow:del-wake}));
+    POSIX::_exit(0);
+}
+--- request
+GET /slow/del-wake/x
+--- response_body_like
+^method=GET
+path=/x
+id=del-wake
+--- timeout: 8
+

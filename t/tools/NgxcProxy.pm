@@ -42,6 +42,14 @@ sub silence_subscribers {
     select undef, undef, undef, 0.2;
 }
 
+# hold_new(1): connections made from now on are accepted, and nothing
+# passes on them, ever; hold_new(0): new ones are relayed again
+sub hold_new {
+    my ($on) = @_;
+    kill $on ? 'USR2' : 'HUP', pid();
+    select undef, undef, undef, 0.2;
+}
+
 sub stop {
     my $pid = pid() or return;
     kill 'TERM', $pid;
@@ -58,8 +66,10 @@ sub pid {
 
 sub relay {
     my ($listen) = @_;
-    my $silence = 0;
+    my ($silence, $hold, @held) = (0, 0);
     local $SIG{USR1} = sub { $silence = 1 };
+    local $SIG{USR2} = sub { $hold = 1 };
+    local $SIG{HUP} = sub { $hold = 0 };
     local $SIG{TERM} = sub { POSIX::_exit(0) };
     alarm 60;
 
@@ -77,6 +87,10 @@ sub relay {
         for my $fh (@ready) {
             if ($fh == $listen) {
                 my $client = $listen->accept or next;
+                if ($hold) {
+                    push @held, $client;
+                    next;
+                }
                 my $redis = IO::Socket::INET->new(
                     PeerAddr => "127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT}")
                     or do { close $client; next };
