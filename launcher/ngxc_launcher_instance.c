@@ -58,7 +58,6 @@ static void ngxc_launcher_instance_adopted(ngxc_launcher_instance_t *inst,
 static void ngxc_launcher_instance_start(ngxc_launcher_instance_t *inst);
 static void ngxc_launcher_instance_run(ngxc_launcher_instance_t *inst);
 static void ngxc_launcher_instance_index(ngxc_launcher_instance_t *inst);
-static void ngxc_launcher_instance_announce(ngxc_launcher_instance_t *inst);
 static void ngxc_launcher_instance_indexed(ngxc_launcher_instance_t *inst);
 static char *ngxc_launcher_instance_key(char *prefix,
     ngxc_launcher_instance_t *inst, size_t *len);
@@ -657,7 +656,7 @@ ngxc_launcher_instance_adopted(ngxc_launcher_instance_t *inst,
     ngxc_launcher_instance_log("adopt", inst, " pid=%d port=%d",
                                (int) inst->pid, inst->port);
 
-    ngxc_launcher_instance_announce(inst);
+    ngxc_launcher_instance_index(inst);
 }
 
 
@@ -698,7 +697,7 @@ ngxc_launcher_instance_start(ngxc_launcher_instance_t *inst)
 
 
 /*
- * The address index is claimed before the process starts (announce says
+ * The address index is claimed before the process starts (index says
  * why): a gateway that still caches an older record's address at this
  * port hears that it is retired before anything listens there again.
  */
@@ -1261,28 +1260,18 @@ ngxc_launcher_probe_passed(ngxc_launcher_instance_t *inst)
 
     inst->state = NGXC_LAUNCHER_READYING;
 
-    ngxc_launcher_instance_announce(inst);
-}
-
-
-/*
- * The address index first (ngxc_launcher_scripts.c says why), then the
- * ready step: for an instance taken again under a newer generation, whose
- * index was set when it started, or by another launcher since.
- */
-
-static void
-ngxc_launcher_instance_announce(ngxc_launcher_instance_t *inst)
-{
     ngxc_launcher_instance_index(inst);
 }
 
 
 /*
- * Sets ngxc:addr:{<addr>} to this record, then goes on with the start
- * (PLACING) or the ready step (READYING) in the reply. When the index
- * cannot be written now, it goes on all the same: the index is a guard,
- * not a condition.
+ * Sets ngxc:addr:{<addr>} to this record (ngxc_launcher_scripts.c says
+ * why), then goes on with the start (PLACING) or the ready step
+ * (READYING) in the reply: the index is set again before the ready step,
+ * since the instance may be one taken again under a newer generation, or
+ * another launcher may have set it since. When the index cannot be
+ * written now, it goes on all the same: the index is a guard, not a
+ * condition.
  */
 
 static void
@@ -1670,10 +1659,8 @@ ngxc_launcher_instance_kill(evutil_socket_t fd, short what, void *data)
 static void
 ngxc_launcher_instance_ended(ngxc_launcher_instance_t *inst, int status)
 {
-    char         how[64], reason[160], qhow[96], qreason[192], *pending;
-    pid_t        pid;
-    size_t       id_len;
-    const char  *cls;
+    char   how[64], reason[160], qhow[96], qreason[192];
+    pid_t  pid;
 
     if (WIFEXITED(status)) {
         snprintf(how, sizeof(how), "exited with status %d",
@@ -1733,30 +1720,21 @@ ngxc_launcher_instance_ended(ngxc_launcher_instance_t *inst, int status)
         ngxc_launcher_instance_fail(inst, reason);
     }
 
-    /* a wake that waited for this process to end: ngxc_launcher_wake() */
-
-    pending = NULL;
-
-    if (inst->pending[0] != '\0') {
-        pending = malloc(NGXC_LAUNCHER_GEN_MAX + inst->id_len);
-
-        if (pending != NULL) {
-            memcpy(pending, inst->pending, NGXC_LAUNCHER_GEN_MAX);
-            memcpy(pending + NGXC_LAUNCHER_GEN_MAX, inst->id, inst->id_len);
-            id_len = inst->id_len;
-            cls = inst->cls->name;
-        }
-    }
-
     inst->pid = 0;
     inst->port = 0;
 
     ngxc_launcher_instance_over(inst);
-    ngxc_launcher_instance_release(inst);
 
-    if (pending != NULL) {
-        ngxc_launcher_wake(cls, (u_char *) pending + NGXC_LAUNCHER_GEN_MAX,
-                           id_len, pending);
-        free(pending);
+    /*
+     * a wake that waited for this process to end (ngxc_launcher_wake()),
+     * now that its slot is free; the wake copies what it needs of inst
+     */
+
+    if (inst->pending[0] != '\0') {
+        ngxc_launcher_wake(inst->cls->name, inst->id, inst->id_len,
+                           inst->pending);
+        inst->pending[0] = '\0';
     }
+
+    ngxc_launcher_instance_release(inst);
 }

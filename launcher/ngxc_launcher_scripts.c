@@ -156,13 +156,14 @@ static const char  ngxc_launcher_script_exit[] =
 
 /*
  * The address index, ngxc:addr:{<host:port>}: the record key of the
- * instance last announced at that address. Before an instance is
- * announced ready, its launcher sets the index and gets the record that
- * held the address before; if that record still says it is there, it is
- * retired with "forget". So a port handed out again never leaves an old
- * record pointing at another ID's container, whoever wrote the old record
- * (a launcher that died, another launcher, another name). Two scripts on
- * one key each, so that both work on Redis Cluster.
+ * instance last placed at that address. Before an instance's process
+ * starts on a port (and again before it is announced ready), its launcher
+ * sets the index and gets the record that held the address before; if
+ * that record still says it is there, it is retired with "forget". So a
+ * port handed out again never leaves an old record, nor a gateway that
+ * cached it, pointing at another ID's container, whoever wrote the old
+ * record (a launcher that died, another launcher, another name). Two
+ * scripts on one key each, so that both work on Redis Cluster.
  *
  * addr: KEYS[1] the index key, ARGV[1] the record key; returns the record
  * key that held the address before, or "".

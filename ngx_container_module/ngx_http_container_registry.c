@@ -68,6 +68,7 @@ static void ngx_http_container_message(redisAsyncContext *ac, void *r,
     void *data);
 static ngx_int_t ngx_http_container_json_str(void *json, const char *name,
     ngx_str_t *s);
+static ngx_msec_t ngx_http_container_claim_ms(ngx_msec_t wake_timeout);
 static void ngx_http_container_beat_handler(ngx_event_t *ev);
 static void ngx_http_container_beat_reply(redisAsyncContext *ac, void *r,
     void *data);
@@ -790,12 +791,9 @@ ngx_http_container_registry_claim(ngx_http_container_node_t *node,
     argvlen[2] = 1;
     argv[3] = (const char *) node->sn.str.data;
     argvlen[3] = node->sn.str.len;
-    /* a launcher needs a moment to take the wake, however short the wait */
-
     argv[4] = (const char *) timeout;
     argvlen[4] = ngx_sprintf(timeout, "%M",
-                             ngx_max(wake_timeout,
-                                     NGX_HTTP_CONTAINER_CLAIM_MIN))
+                             ngx_http_container_claim_ms(wake_timeout))
                  - timeout;
 
     rc = redisAsyncCommandArgv(ac, ngx_http_container_claim_reply, node, 5,
@@ -807,6 +805,18 @@ ngx_http_container_registry_claim(ngx_http_container_node_t *node,
     ngx_http_container_redis_sent(&ngx_http_container_cmd);
 
     return NGX_OK;
+}
+
+
+/*
+ * how long a claim lasts: a launcher needs a moment to take the wake,
+ * however short the wait of the requests
+ */
+
+static ngx_msec_t
+ngx_http_container_claim_ms(ngx_msec_t wake_timeout)
+{
+    return ngx_max(wake_timeout, NGX_HTTP_CONTAINER_CLAIM_MIN);
 }
 
 
@@ -941,8 +951,8 @@ ngx_http_container_wake(redisAsyncContext *ac,
         argvlen[0] = sizeof("PEXPIRE") - 1;
         argv[2] = (const char *) ttl;
         argvlen[2] = ngx_sprintf(ttl, "%M",
-                                 ngx_max(node->wake_timeout,
-                                         NGX_HTTP_CONTAINER_CLAIM_MIN)
+                                 ngx_http_container_claim_ms(
+                                     node->wake_timeout)
                                  + NGX_HTTP_CONTAINER_WAKE_TTL)
                      - ttl;
 

@@ -567,9 +567,11 @@ ngx_http_container_subscribed(ngx_uint_t on)
             continue;
         }
 
-        if (node->busy || ngx_queue_empty(&node->waiters)) {
+        if (ngx_queue_empty(&node->waiters)) {
             continue;
         }
+
+        /* a node with a claim on its way waits for its reply instead */
 
         if (ngx_http_container_claim(node, node->wake_timeout) != NGX_OK) {
             ngx_http_container_fail_all(node, NGX_HTTP_SERVICE_UNAVAILABLE,
